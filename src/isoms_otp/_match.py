@@ -1,0 +1,23 @@
+"""The result of a successful verification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Match"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Match:
+    """Which step (TOTP) or counter (HOTP) a code matched, and how far from the expected one.
+
+    ``drift`` is the matched minus the expected value: ``-past..+future`` for TOTP, or
+    ``0..look_ahead`` for HOTP. A ``Match`` is always truthy, even for step or counter 0, so
+    ``if otp.verify(...):`` is safe; ``verify`` returns ``None`` when nothing matched.
+    """
+
+    step: int
+    drift: int
+
+    def __bool__(self) -> bool:
+        return True

@@ -1,0 +1,132 @@
+"""Shared secrets: generation and RFC 4648 base32 text, strictly parsed."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+
+from ._limits import LEGACY_MIN_SECRET_BYTES, MAX_SECRET_BYTES, MAX_SECRET_TEXT, MIN_SECRET_BYTES
+from .exceptions import ConfigurationError, InvalidSecretError
+
+__all__ = ["check_secret", "decode_secret", "encode_secret", "generate_secret"]
+
+# Groups of base32 symbols, separated by single spaces or hyphens (as sites print keys for manual
+# entry: "JBSW Y3DP" or "jbsw-y3dp"), then optional "=" padding. Explicit ASCII classes, no \w or
+# \s, which would let Unicode letters and spaces through.
+_SECRET_TEXT = re.compile(r"[A-Za-z2-7]+(?:[ -][A-Za-z2-7]+)*=*")
+_OUTER_WHITESPACE = " \t\r\n"
+# Unpadded base32 lengths that RFC 4648 can produce (len % 8); 1, 3 and 6 are impossible.
+_VALID_REMAINDERS = frozenset({0, 2, 4, 5, 7})
+
+
+def generate_secret(nbytes: int = 20) -> bytes:
+    """Return ``nbytes`` random bytes from :mod:`secrets` for use as an OTP key.
+
+    The default, 20 bytes (160 bits), is the HMAC-SHA1 output size that RFC 4226 recommends and
+    what every authenticator app accepts. ``nbytes`` must be an ``int`` from 16 to 256, else
+    :class:`ConfigurationError` (``TypeError`` for a non-int).
+    """
+    if type(nbytes) is not int:
+        raise TypeError(f"nbytes must be an int, not {type(nbytes).__name__}")
+    if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
+        raise ConfigurationError(
+            f"nbytes must be from {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} (got {nbytes}); "
+            "20 is the recommended size"
+        )
+    return secrets.token_bytes(nbytes)
+
+
+def encode_secret(secret: bytes) -> str:
+    """Return ``secret`` as RFC 4648 base32: upper case, without ``=`` padding.
+
+    This is the spelling every authenticator app reads (Google Authenticator refuses padding).
+    Raises ``TypeError`` for a non-bytes argument and :class:`InvalidSecretError` for an empty or
+    over-long secret.
+    """
+    if not isinstance(secret, (bytes, bytearray, memoryview)):
+        raise TypeError(f"secret must be bytes, not {type(secret).__name__}")
+    size = len(secret)
+    if size == 0:
+        raise InvalidSecretError("the secret is empty")
+    if size > MAX_SECRET_BYTES:
+        raise InvalidSecretError(f"the secret is {size} bytes; the limit is {MAX_SECRET_BYTES}")
+    return base64.b32encode(bytes(secret)).decode("ascii").rstrip("=")
+
+
+def decode_secret(text: str) -> bytes:
+    """Return the bytes of a base32 secret as people and apps write it.
+
+    Accepted: any letter case, outer whitespace, single spaces or hyphens between groups, and
+    missing (or exactly right) ``=`` padding. Refused with :class:`InvalidSecretError`, whose
+    message never repeats the input: empty input, input over 1024 characters, symbols outside the
+    base32 alphabet (such as ``0``, ``1``, ``8``, ``9``), impossible lengths, wrong padding, and
+    non-canonical spellings whose unused trailing bits are not zero. A non-``str`` argument is a
+    ``TypeError``. The 128-bit minimum is checked where a key is used (``HOTP``/``TOTP``), so
+    80-bit legacy keys still decode here.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"a base32 secret must be a str, not {type(text).__name__}")
+    if len(text) > MAX_SECRET_TEXT:
+        raise InvalidSecretError(
+            f"the base32 secret is {len(text)} characters; the limit is {MAX_SECRET_TEXT}"
+        )
+    stripped = text.strip(_OUTER_WHITESPACE)
+    if not stripped:
+        raise InvalidSecretError("the base32 secret is empty")
+    if _SECRET_TEXT.fullmatch(stripped) is None:
+        raise InvalidSecretError(
+            "the base32 secret may contain only the letters A-Z and digits 2-7, single spaces or "
+            "hyphens between groups, and trailing '=' padding"
+        )
+    body = stripped.rstrip("=")
+    padding = len(stripped) - len(body)
+    symbols = body.replace(" ", "").replace("-", "").upper()
+    if len(symbols) % 8 not in _VALID_REMAINDERS:
+        raise InvalidSecretError(
+            f"a base32 secret cannot have {len(symbols)} symbols (the length is impossible in "
+            "RFC 4648: a symbol is missing or extra)"
+        )
+    expected_padding = -len(symbols) % 8
+    if padding not in (0, expected_padding):
+        raise InvalidSecretError(
+            f"the base32 secret has {padding} '=' padding characters; expected {expected_padding} "
+            "or none"
+        )
+    try:
+        raw = base64.b32decode(symbols + "=" * expected_padding)
+    except (binascii.Error, ValueError):  # pragma: no cover - the checks above leave no such input
+        raise InvalidSecretError("the base32 secret is malformed") from None
+    if encode_secret(raw) != symbols:
+        raise InvalidSecretError(
+            "the base32 secret is not canonical: its last symbol carries non-zero unused bits "
+            "(a typo in the last character?)"
+        )
+    return raw
+
+
+def check_secret(secret: object, *, allow_short_secret: bool) -> bytes:
+    """Validate a key for ``HOTP``/``TOTP`` and return it as ``bytes``."""
+    if not isinstance(secret, (bytes, bytearray, memoryview)):
+        hint = " (decode base32 text with decode_secret() first)" if isinstance(secret, str) else ""
+        raise TypeError(f"secret must be bytes, not {type(secret).__name__}{hint}")
+    if type(allow_short_secret) is not bool:
+        raise TypeError("allow_short_secret must be True or False")
+    key = bytes(secret)
+    size = len(key)
+    if size == 0:
+        raise InvalidSecretError("the secret is empty")
+    if size > MAX_SECRET_BYTES:
+        raise InvalidSecretError(f"the secret is {size} bytes; the limit is {MAX_SECRET_BYTES}")
+    if size < LEGACY_MIN_SECRET_BYTES:
+        raise InvalidSecretError(
+            f"the secret is {size * 8} bits; even legacy keys must have at least "
+            f"{LEGACY_MIN_SECRET_BYTES * 8} bits (use generate_secret() for a new key)"
+        )
+    if size < MIN_SECRET_BYTES and not allow_short_secret:
+        raise InvalidSecretError(
+            f"the secret is {size * 8} bits; RFC 4226 requires at least {MIN_SECRET_BYTES * 8}. "
+            "Pass allow_short_secret=True only for an existing legacy key you cannot replace"
+        )
+    return key

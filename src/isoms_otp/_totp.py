@@ -1,0 +1,191 @@
+"""TOTP (RFC 6238): time-based one-time codes."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import datetime
+from hmac import compare_digest
+
+from ._code import normalize_code
+from ._hotp import PACK_COUNTER, UNPACK_31, prepare, restore
+from ._limits import MAX_COUNTER, MAX_PERIOD, MAX_TOTP_WINDOW
+from ._match import Match
+from .exceptions import ConfigurationError
+
+__all__ = ["TOTP", "check_window", "seconds"]
+
+Instant = int | float | datetime | None
+
+
+def seconds(at: object) -> int | float:
+    """Turn ``at`` into Unix seconds: an int/float (``None`` means now) or an aware datetime.
+
+    Refused with :class:`ConfigurationError`: negative, NaN or infinite numbers and naive
+    datetimes (a naive datetime has no defined instant; pyotp's ``mktime`` bug came from
+    guessing). Other types, ``bool`` included, are a ``TypeError``.
+    """
+    kind = type(at)
+    if kind is int:
+        if at < 0:  # type: ignore[operator]
+            raise ConfigurationError(f"time must not be negative (got {at})")
+        return at  # type: ignore[return-value]
+    if kind is float:
+        if not 0.0 <= at < math.inf:  # type: ignore[operator]
+            raise ConfigurationError(f"time must be a finite, non-negative number (got {at})")
+        return at  # type: ignore[return-value]
+    if at is None:
+        return time.time()
+    if isinstance(at, datetime):
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ConfigurationError(
+                "a naive datetime has no defined instant; pass an aware datetime "
+                "(for example datetime.now(timezone.utc)) or Unix seconds"
+            )
+        return seconds(at.timestamp())
+    if isinstance(at, bool) or not isinstance(at, (int, float)):
+        raise TypeError(
+            f"time must be Unix seconds (int or float) or an aware datetime, not {kind.__name__}"
+        )
+    return seconds(int(at) if isinstance(at, int) else float(at))  # int/float subclasses
+
+
+def check_window(value: object, name: str) -> int:
+    """Validate a TOTP window size (``past`` or ``future``): an int from 0 to 10."""
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_TOTP_WINDOW:
+        raise ConfigurationError(f"{name} must be from 0 to {MAX_TOTP_WINDOW} steps (got {value})")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TOTP:
+    """A TOTP generator/verifier for one key (RFC 6238).
+
+    ``secret``, ``digits``, ``algorithm`` and ``allow_short_secret`` are as for :class:`HOTP`.
+    ``period`` is the time step X in seconds (an int from 1 to 604800, default 30); ``t0`` the
+    Unix time steps count from (an int >= 0, default 0). Raises :class:`InvalidSecretError` or
+    :class:`ConfigurationError` (``TypeError`` for wrong types). The secret never appears in
+    ``repr``.
+    """
+
+    secret: bytes = field(repr=False)
+    _: KW_ONLY
+    digits: int = 6
+    algorithm: str = "SHA1"
+    period: int = 30
+    t0: int = 0
+    allow_short_secret: bool = field(default=False, repr=False, compare=False)
+    _inner: hashlib._Hash = field(init=False, repr=False, compare=False)
+    _outer: hashlib._Hash = field(init=False, repr=False, compare=False)
+    _modulus: int = field(init=False, repr=False, compare=False)
+    _format: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        prepare(self, self.secret, self.digits, self.algorithm, self.allow_short_secret)
+        if type(self.period) is not int:
+            raise TypeError(f"period must be an int, not {type(self.period).__name__}")
+        if not 1 <= self.period <= MAX_PERIOD:
+            raise ConfigurationError(
+                f"period must be from 1 to {MAX_PERIOD} seconds (got {self.period}); "
+                "30 is the value every app supports"
+            )
+        if type(self.t0) is not int:
+            raise TypeError(f"t0 must be an int, not {type(self.t0).__name__}")
+        if self.t0 < 0:
+            raise ConfigurationError(f"t0 must not be negative (got {self.t0})")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        options = {
+            "digits": self.digits,
+            "algorithm": self.algorithm,
+            "period": self.period,
+            "t0": self.t0,
+        }
+        return (restore, (TOTP, self.secret, options, self.allow_short_secret))
+
+    def step(self, at: Instant = None) -> int:
+        """Return the RFC 6238 time step ``T = floor((at - t0) / period)`` (``None`` = now).
+
+        Raises :class:`ConfigurationError` for a time before ``t0`` or so far ahead that the step
+        no longer fits in 64 bits, and as :func:`seconds` describes.
+        """
+        now = seconds(at)
+        if now < self.t0:
+            raise ConfigurationError(f"time {now} is before t0 ({self.t0})")
+        step = int((now - self.t0) // self.period)
+        if step > MAX_COUNTER:
+            raise ConfigurationError("time is too far in the future: the step exceeds 2**64-1")
+        return step
+
+    def remaining(self, at: Instant = None) -> float:
+        """Return the seconds left until the code changes (in ``(0, period]``), for countdowns."""
+        now = seconds(at)
+        self.step(now)
+        return self.period - (now - self.t0) % self.period
+
+    def generate(self, at: Instant = None) -> str:
+        """Return the code at ``at`` (Unix seconds or an aware datetime; ``None`` = now)."""
+        inner = self._inner.copy()
+        inner.update(PACK_COUNTER(self.step(at)))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        mac = outer.digest()
+        value: int = UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF
+        return self._format % (value % self._modulus)
+
+    def verify(
+        self,
+        code: str,
+        *,
+        at: Instant = None,
+        past: int = 1,
+        future: int = 1,
+        after_step: int | None = None,
+    ) -> Match | None:
+        """Check ``code`` against the steps ``step(at) - past .. step(at) + future``.
+
+        Returns a :class:`Match` (the matched ``step`` and its ``drift`` from ``step(at)``) or
+        ``None``. ``past`` and ``future`` are 0 to 10 steps; the default of one step each way
+        absorbs clock skew and typing time. ``after_step`` is the replay high-water mark: only
+        steps strictly greater can match, so pass the last accepted step (the :class:`Verifier`
+        keeps it for you). Every candidate is computed and compared in constant time; if several
+        match, the highest step wins, so that storing it can never let the same code match again.
+        A code that is not ``digits`` ASCII digits after the documented normalisation is no
+        match; a non-``str`` code is a ``TypeError``.
+        """
+        wanted = normalize_code(code, self.digits)
+        check_window(past, "past")
+        check_window(future, "future")
+        if after_step is None:
+            lowest = 0
+        elif type(after_step) is int:
+            lowest = after_step + 1
+        else:
+            raise TypeError(f"after_step must be an int or None, not {type(after_step).__name__}")
+        current = self.step(at)
+        if wanted is None:
+            return None
+        first = current - past if current > past else 0
+        last = current + future
+        last = min(last, MAX_COUNTER)
+        found = -1
+        inner_state = self._inner
+        outer_state = self._outer
+        modulus = self._modulus
+        fmt = self._format
+        for candidate in range(first, last + 1):
+            inner = inner_state.copy()
+            inner.update(PACK_COUNTER(candidate))
+            outer = outer_state.copy()
+            outer.update(inner.digest())
+            mac = outer.digest()
+            value = UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF
+            if compare_digest(fmt % (value % modulus), wanted) and candidate >= lowest:
+                found = candidate
+        if found < 0:
+            return None
+        return Match(step=found, drift=found - current)
