@@ -113,7 +113,7 @@ def test_hotp_equals_reference(algorithm: str, key: bytes, counter: int, digits:
     digits=st.sampled_from([6, 7, 8]),
 )
 def test_totp_equals_reference(
-    algorithm: str, key: bytes, at: float, period: int, t0: int, digits: int
+    *, algorithm: str, key: bytes, at: float, period: int, t0: int, digits: int
 ) -> None:
     """TOTP.generate == the reference at floor((at - t0) / period), for times from t0 on."""
     at = at + t0

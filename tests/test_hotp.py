@@ -100,7 +100,7 @@ def test_digits_of_wrong_type(digits: object) -> None:
 def test_secret_is_positional_and_options_keyword_only() -> None:
     """digits/algorithm cannot be passed by position (a swapped argument would go unnoticed)."""
     with pytest.raises(TypeError):
-        HOTP(KEY, 8)  # type: ignore[misc]
+        HOTP(KEY, 8)  # type: ignore[call-arg]
     assert KEY == HOTP(secret=KEY).secret
 
 
