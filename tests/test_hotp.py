@@ -25,6 +25,7 @@ class CountingState:
         self.copies = 0
 
     def copy(self) -> hashlib._Hash:
+        """Count the call and return a real copy, so results stay correct."""
         self.copies += 1
         return self.state.copy()
 

@@ -31,6 +31,7 @@ class CountingState:
         self.copies = 0
 
     def copy(self) -> hashlib._Hash:
+        """Count the call and return a real copy, so results stay correct."""
         self.copies += 1
         return self.state.copy()
 
@@ -154,12 +155,15 @@ class NoOffset(tzinfo):
     """A tzinfo that does not know its offset: the datetime is effectively naive."""
 
     def utcoffset(self, _dt: datetime | None) -> timedelta | None:
+        """No offset known."""
         return None
 
     def dst(self, _dt: datetime | None) -> timedelta | None:
+        """No daylight-saving information either."""
         return None
 
     def tzname(self, _dt: datetime | None) -> str | None:
+        """No name."""
         return None
 
 
