@@ -47,12 +47,14 @@ def encode_secret(secret: bytes) -> str:
     """
     if not isinstance(secret, (bytes, bytearray, memoryview)):
         raise TypeError(f"secret must be bytes, not {type(secret).__name__}")
-    size = len(secret)
+    # Measure the bytes, not len(secret): a memoryview of wider items (array("Q")) counts items.
+    raw = bytes(secret)
+    size = len(raw)
     if size == 0:
         raise InvalidSecretError("the secret is empty")
     if size > MAX_SECRET_BYTES:
         raise InvalidSecretError(f"the secret is {size} bytes; the limit is {MAX_SECRET_BYTES}")
-    return base64.b32encode(bytes(secret)).decode("ascii").rstrip("=")
+    return base64.b32encode(raw).decode("ascii").rstrip("=")
 
 
 def decode_secret(text: str) -> bytes:
