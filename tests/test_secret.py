@@ -516,3 +516,12 @@ def test_errors_are_otp_errors_and_value_errors() -> None:
     """InvalidSecretError is catchable as OTPError and as ValueError."""
     assert issubclass(InvalidSecretError, OTPError)
     assert issubclass(InvalidSecretError, ValueError)
+
+
+@pytest.mark.parametrize("make", [encode_secret, HOTP, TOTP], ids=["encode_secret", "HOTP", "TOTP"])
+def test_released_memoryview_is_our_error(make: object) -> None:
+    """Regression: a released memoryview used to escape as a bare ValueError."""
+    view = memoryview(KEY * 2)
+    view.release()
+    with pytest.raises(InvalidSecretError, match="released"):
+        make(view)  # type: ignore[operator]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 import secrets
 
@@ -48,7 +47,7 @@ def encode_secret(secret: bytes) -> str:
     if not isinstance(secret, (bytes, bytearray, memoryview)):
         raise TypeError(f"secret must be bytes, not {type(secret).__name__}")
     # Measure the bytes, not len(secret): a memoryview of wider items (array("Q")) counts items.
-    raw = bytes(secret)
+    raw = _to_bytes(secret)
     size = len(raw)
     if size == 0:
         raise InvalidSecretError("the secret is empty")
@@ -96,10 +95,8 @@ def decode_secret(text: str) -> bytes:
             f"the base32 secret has {padding} '=' padding characters; expected {expected_padding} "
             "or none"
         )
-    try:
-        raw = base64.b32decode(symbols + "=" * expected_padding)
-    except (binascii.Error, ValueError):  # pragma: no cover - the checks above leave no such input
-        raise InvalidSecretError("the base32 secret is malformed") from None
+    # The checks above leave b32decode nothing to refuse: alphabet, length and padding are right.
+    raw = base64.b32decode(symbols + "=" * expected_padding)
     if encode_secret(raw) != symbols:
         raise InvalidSecretError(
             "the base32 secret is not canonical: its last symbol carries non-zero unused bits "
@@ -115,7 +112,7 @@ def check_secret(secret: object, *, allow_short_secret: bool) -> bytes:
         raise TypeError(f"secret must be bytes, not {type(secret).__name__}{hint}")
     if type(allow_short_secret) is not bool:
         raise TypeError("allow_short_secret must be True or False")
-    key = bytes(secret)
+    key = _to_bytes(secret)
     size = len(key)
     if size == 0:
         raise InvalidSecretError("the secret is empty")
@@ -132,3 +129,11 @@ def check_secret(secret: object, *, allow_short_secret: bool) -> bytes:
             "Pass allow_short_secret=True only for an existing legacy key you cannot replace"
         )
     return key
+
+
+def _to_bytes(secret: bytes | bytearray | memoryview) -> bytes:
+    """Copy a bytes-like key; a released memoryview is an error of ours, not a bare ValueError."""
+    try:
+        return bytes(secret)
+    except ValueError:
+        raise InvalidSecretError("the secret buffer has been released") from None
