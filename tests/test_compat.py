@@ -34,7 +34,7 @@ def _summary(uri: str | OTPAuthURI) -> set[tuple[str, str, str]]:
 
 
 # (id, URI, expected (rule, app, severity) findings): one or more cases per rule in RULES.
-CASES = [
+CASES: list[tuple[str, str, set[tuple[str, str, str]]]] = [
     (
         "sha256",
         f"{BASE}&algorithm=SHA256",
@@ -151,7 +151,7 @@ def test_rule(uri: str, expected: set[tuple[str, str, str]]) -> None:
 
 def test_every_rule_has_a_case() -> None:
     """The cases above exercise every (rule, app) row of the table."""
-    covered = set().union(*(expected for _, _, expected in CASES))
+    covered = {finding for _, _, expected in CASES for finding in expected}
     table = {(rule.rule, app, rule.severity) for rule in RULES for app in rule.apps}
     assert table == covered
 
