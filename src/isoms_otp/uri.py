@@ -114,7 +114,9 @@ class OTPAuthURI:
             if type(self.image) is not str:
                 raise TypeError(f"image must be a str or None, not {type(self.image).__name__}")
             if _CONTROL.search(self.image):
-                raise InvalidURIError("the image URL contains a control character")
+                raise InvalidURIError(
+                    "the image URL contains a control character or a lone surrogate"
+                )
             if not self.image.startswith(_IMAGE_SCHEME) or len(self.image) == len(_IMAGE_SCHEME):
                 raise InvalidURIError("the image must be an https:// URL")
         uri = _render(self)
