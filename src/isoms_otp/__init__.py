@@ -9,6 +9,8 @@ from ._hotp import HOTP
 from ._match import Match
 from ._secret import decode_secret, encode_secret, generate_secret
 from ._totp import TOTP
+from .compat import Finding, check_compatibility
+from .enrollment import Enrollment, enroll
 from .exceptions import (
     ConfigurationError,
     InvalidSecretError,
@@ -17,6 +19,7 @@ from .exceptions import (
     OTPError,
     StoreError,
 )
+from .uri import OTPAuthURI, build_uri, parse_uri
 
 __version__ = "0.1.0"
 
@@ -24,14 +27,21 @@ __all__ = [
     "HOTP",
     "TOTP",
     "ConfigurationError",
+    "Enrollment",
+    "Finding",
     "InvalidSecretError",
     "InvalidURIError",
     "Match",
     "MissingExtraError",
+    "OTPAuthURI",
     "OTPError",
     "StoreError",
     "__version__",
+    "build_uri",
+    "check_compatibility",
     "decode_secret",
     "encode_secret",
+    "enroll",
     "generate_secret",
+    "parse_uri",
 ]
