@@ -91,9 +91,9 @@ def decode_secret(text: str) -> bytes:
         )
     expected_padding = -len(symbols) % 8
     if padding not in (0, expected_padding):
+        allowed = f"{expected_padding} or none" if expected_padding else "none at this length"
         raise InvalidSecretError(
-            f"the base32 secret has {padding} '=' padding characters; expected {expected_padding} "
-            "or none"
+            f"the base32 secret has {padding} '=' padding characters; expected {allowed}"
         )
     # The checks above leave b32decode nothing to refuse: alphabet, length and padding are right.
     raw = base64.b32decode(symbols + "=" * expected_padding)
