@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server on a free loopback port, started and stopped by the suite."""
+"""Shared fixtures: a real redis-server on a free loopback port, started and stopped here."""
 
 from __future__ import annotations
 
