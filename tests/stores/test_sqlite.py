@@ -144,7 +144,7 @@ def test_wal_mode(path: Path) -> None:
 
 
 def test_memory_database() -> None:
-    """":memory:" works (private to the object), for tests."""
+    """ ":memory:" works (private to the object), for tests."""
     clock, totp = FakeClock(START), TOTP(SECRET)
     store = SQLiteStore(":memory:")
     assert "SQLiteStore(':memory:')" == repr(store)
