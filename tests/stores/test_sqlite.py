@@ -161,9 +161,25 @@ def test_new_connection_after_fork(path: Path) -> None:
     assert "replayed" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
     assert store._conn is not inherited
     assert [inherited] == store._abandoned
+    own = store._conn
+    store._pid = -1
+    store.close()  # not this process's connection: left alone, never closed
+    assert own is not None
+    own.execute("SELECT 1")
+    store._pid = -1  # a fork of a closed store: nothing to abandon
+    assert "replayed" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
+    assert [inherited] == store._abandoned
     store.close()
-    assert inherited is not None
-    inherited.close()
+    for conn in (inherited, own):
+        assert conn is not None
+        conn.close()
+
+
+def test_not_a_database(path: Path) -> None:
+    """A file that is not an SQLite database fails with StoreError."""
+    path.write_bytes(b"this is not an SQLite database, but it is long enough to look at" * 2)
+    with pytest.raises(StoreError, match="not a database"):
+        SQLiteStore(path)
 
 
 @pytest.mark.parametrize(

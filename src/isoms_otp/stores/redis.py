@@ -230,7 +230,4 @@ class RedisStore:
 
     def close(self) -> None:
         """Close the client's connections."""
-        try:
-            self._client.close()
-        except redis.RedisError as exc:
-            raise self._fail(exc) from exc
+        self._client.close()
