@@ -27,8 +27,7 @@ _FIELDS: Final = {"totp": "t", "hotp": "h"}
 # The rules of stores._base.decide, as one script: Redis runs a script atomically, so the read
 # and the writes of a verification cannot interleave with another client's. Everything is read
 # and checked before the first write, so a script error never leaves a half-written user. Marks
-# stay decimal strings (compared by length, then bytes) because Lua numbers are doubles and HOTP
-# counters reach 2**64-1.
+# stay decimal strings because Lua numbers are doubles and HOTP counters reach 2**64-1.
 _SETTLE: Final = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -40,12 +39,22 @@ local function number(text)
   if not value then error('isoms-otp: a stored number is corrupt') end
   return value
 end
+-- a > b for decimal strings without leading zeros, exact beyond 2**53 and free of the locale
+-- collation that Lua's string `>` would use: by length, then 15 digits at a time.
+local function above(a, b)
+  if #a ~= #b then return #a > #b end
+  for i = 1, #a, 15 do
+    local x, y = tonumber(string.sub(a, i, i + 14)), tonumber(string.sub(b, i, i + 14))
+    if x ~= y then return x > y end
+  end
+  return false
+end
 local blocked, mark, failures = number(state[1]), state[2], number(state[3])
 if mark and not string.match(mark, '^%d+$') then error('isoms-otp: a stored mark is corrupt') end
 if blocked > now then
   return {'throttled', string.format('%.17g', blocked - now)}
 end
-if step ~= '' and (not mark or #step > #mark or (#step == #mark and step > mark)) then
+if step ~= '' and (not mark or above(step, mark)) then
   redis.call('HSET', key, field, step, 'f', '0', 'b', '0')
   if field == 't' then
     redis.call('HSET', key, 'k', keep)
