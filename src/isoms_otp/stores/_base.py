@@ -11,7 +11,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from isoms_otp.throttle import ThrottlePolicy
 
-__all__ = ["Kind", "Reason", "Settlement", "Store", "UserState", "decide", "removable"]
+__all__ = ["Failure", "Kind", "Reason", "Settlement", "Store", "UserState", "decide", "removable"]
 
 #: Which high-water mark a verification claims: TOTP steps and HOTP counters never mix.
 Kind = Literal["totp", "hotp"]
