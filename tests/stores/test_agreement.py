@@ -1,13 +1,25 @@
-"""Property: MemoryStore and SQLiteStore give the same verdicts for any sequence of requests."""
+"""Property: every store gives the same verdicts as MemoryStore for any sequence of requests."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from isoms_otp import HOTP, TOTP, MemoryStore, SQLiteStore, ThrottlePolicy, Verdict, Verifier
+from isoms_otp import (
+    HOTP,
+    TOTP,
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+    Store,
+    ThrottlePolicy,
+    Verdict,
+    Verifier,
+)
 from isoms_otp.testing import FakeClock
 
 SECRET = bytes(range(20))
@@ -68,3 +80,27 @@ def test_memory_and_sqlite_agree(sequence: list[tuple[Any, ...]]) -> None:
     assert answers[0] == answers[1]
     accepted = [a for a in answers[0] if isinstance(a, Verdict) and a.ok]
     assert all(a.match is not None for a in accepted)
+
+
+def run(store: Store, sequence: list[tuple[Any, ...]]) -> list[object]:
+    """Apply ``sequence`` to a fresh verifier on ``store``; return its verdicts only."""
+    clock = FakeClock(START)
+    verifier = Verifier(store, clock=clock, policy=POLICY)
+    answers = [apply(verifier, clock, operation) for operation in sequence]
+    return [answer if isinstance(answer, Verdict) else None for answer in answers]
+
+
+@pytest.mark.redis
+def test_memory_and_redis_agree(redis_url: str) -> None:
+    """The Lua script and decide() give the same verdicts and waits (Redis expires on its own)."""
+    store = RedisStore.from_url(redis_url)
+    prefixes = (f"example-{n}:" for n in itertools.count())
+
+    @settings(max_examples=60, deadline=None)
+    @given(operations)
+    def agree(sequence: list[tuple[Any, ...]]) -> None:
+        redis_store = RedisStore(store._client, prefix=next(prefixes))
+        assert run(MemoryStore(), sequence) == run(redis_store, sequence)
+
+    agree()
+    store.close()
