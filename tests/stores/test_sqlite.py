@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,20 @@ POLICY = ThrottlePolicy(max_failures=3, base_delay=0)
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "otp.sqlite3"
+
+
+@pytest.fixture
+def opened() -> Iterator[Callable[..., SQLiteStore]]:
+    """Open SQLiteStores that are closed after the test (unclosed connections warn)."""
+    stores: list[SQLiteStore] = []
+
+    def open_store(*args: Any, **kwargs: Any) -> SQLiteStore:
+        stores.append(SQLiteStore(*args, **kwargs))
+        return stores[-1]
+
+    yield open_store
+    for store in stores:
+        store.close()
 
 
 def verifier(store: SQLiteStore, clock: FakeClock) -> _Verifier:
@@ -42,10 +58,10 @@ def test_state_survives_reopening(path: Path) -> None:
     second.close()
 
 
-def test_prune_counts_and_keeps(path: Path) -> None:
+def test_prune_counts_and_keeps(path: Path, opened: Callable[..., SQLiteStore]) -> None:
     """prune drops TOTP-only users once their mark cannot matter, and nothing else."""
     clock, totp, hotp = FakeClock(START), TOTP(SECRET), HOTP(SECRET)
-    store = SQLiteStore(path)
+    store = opened(path)
     check = verifier(store, clock)
     assert check.verify("t1", totp, totp.generate(START))
     assert check.verify("t2", totp, totp.generate(START))
@@ -58,9 +74,9 @@ def test_prune_counts_and_keeps(path: Path) -> None:
     assert 0 == check.prune()
 
 
-def test_marks_are_exact_text(path: Path) -> None:
+def test_marks_are_exact_text(path: Path, opened: Callable[..., SQLiteStore]) -> None:
     """HOTP counters up to 2**64-1 are stored exactly (SQLite integers stop at 2**63-1)."""
-    store = SQLiteStore(path)
+    store = opened(path)
     outcome = store.settle(
         "h", now=START, kind="hotp", step=2**64 - 1, failure="invalid", keep_until=0,
         policy=POLICY,
@@ -80,10 +96,12 @@ def test_marks_are_exact_text(path: Path) -> None:
     ],
     ids=["failures-text", "failures-negative", "blocked-text", "hotp-junk", "totp-blob"],
 )
-def test_corrupt_row_fails_closed(path: Path, column: str, value: str) -> None:
+def test_corrupt_row_fails_closed(
+    path: Path, column: str, value: str, opened: Callable[..., SQLiteStore]
+) -> None:
     """A row this module would not have written raises StoreError, never a verdict."""
     clock, totp = FakeClock(START), TOTP(SECRET)
-    store = SQLiteStore(path)
+    store = opened(path)
     assert not verifier(store, clock).verify("alice", totp, "000000")
     with sqlite3.connect(path) as conn:
         conn.execute(f"UPDATE isoms_otp_users SET {column} = {value}")  # noqa: S608
@@ -92,10 +110,10 @@ def test_corrupt_row_fails_closed(path: Path, column: str, value: str) -> None:
     assert totp.generate(START) not in str(caught.value)
 
 
-def test_failed_write_leaves_nothing_behind(path: Path) -> None:
+def test_failed_write_leaves_nothing_behind(path: Path, opened: Callable[..., SQLiteStore]) -> None:
     """If the write of a settle fails, the transaction rolls back: no half-written state."""
     clock, totp = FakeClock(START), TOTP(SECRET)
-    store = SQLiteStore(path)
+    store = opened(path)
     with sqlite3.connect(path) as conn:
         conn.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON isoms_otp_users "
@@ -109,10 +127,10 @@ def test_failed_write_leaves_nothing_behind(path: Path) -> None:
     assert "accepted" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
 
 
-def test_busy_database_fails_closed(path: Path) -> None:
+def test_busy_database_fails_closed(path: Path, opened: Callable[..., SQLiteStore]) -> None:
     """A write lock held elsewhere past the timeout gives StoreError; then it works again."""
     clock, totp = FakeClock(START), TOTP(SECRET)
-    store = SQLiteStore(path, timeout=0.05)
+    store = opened(path, timeout=0.05)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     with pytest.raises(StoreError, match="locked"):
@@ -132,8 +150,9 @@ def test_other_schema_version_refused(path: Path) -> None:
     """A file written by another schema version is refused, not guessed at."""
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
-    with pytest.raises(StoreError, match="schema version 99"):
+    with pytest.raises(StoreError, match="schema version 99") as caught:
         SQLiteStore(path)
+    assert "use a matching isoms-otp" in str(caught.value)
 
 
 def test_wal_mode(path: Path) -> None:
@@ -143,10 +162,10 @@ def test_wal_mode(path: Path) -> None:
         assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
 
 
-def test_memory_database() -> None:
+def test_memory_database(opened: Callable[..., SQLiteStore]) -> None:
     """ ":memory:" works (private to the object), for tests."""
     clock, totp = FakeClock(START), TOTP(SECRET)
-    store = SQLiteStore(":memory:")
+    store = opened(":memory:")
     assert "SQLiteStore(':memory:')" == repr(store)
     assert verifier(store, clock).verify("alice", totp, totp.generate(START))
 

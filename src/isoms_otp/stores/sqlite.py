@@ -106,8 +106,12 @@ class SQLiteStore:
         self._abandoned: list[sqlite3.Connection] = []
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
-        with self._lock:
-            self._run(self._create)
+        try:
+            with self._lock:
+                self._run(self._create)
+        except StoreError:
+            self.close()  # a refused file must not leave a connection open
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
