@@ -123,8 +123,8 @@ def test_nothing_listening() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("b", "soon"), ("f", "many"), ("t", "12x"), ("k", "later")],
-    ids=["blocked", "failures", "mark", "keep"],
+    [("b", "soon"), ("f", "many"), ("t", "12x"), ("t", "012"), ("k", "later")],
+    ids=["blocked", "failures", "mark", "mark-leading-zero", "keep"],
 )
 def test_corrupt_hash_fails_closed(
     store: RedisStore, client: redis.Redis, field: str, value: str
@@ -144,6 +144,21 @@ def test_corrupt_hash_fails_closed(
     with pytest.raises(StoreError):
         call()
     assert before == client.hgetall(KEY)
+
+
+def test_far_future_keeps_key(store: RedisStore, client: redis.Redis) -> None:
+    """A TOTP mark whose expiry is beyond what PEXPIRE takes keeps the key instead of failing."""
+    now = 10.0**20
+    for kind in ("settle", "reset"):
+        outcome = store.settle(
+            "alice", now=now, kind="totp", step=int(now), failure="invalid",
+            keep_until=now * 2, policy=POLICY,
+        )  # fmt: skip
+        if kind == "reset":
+            store.reset("alice", now=now)
+        assert -1 == client.pttl(KEY)
+        client.delete(KEY)
+    assert "accepted" == outcome.reason
 
 
 def test_corrupt_mark_read(store: RedisStore, client: redis.Redis) -> None:

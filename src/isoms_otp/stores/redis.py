@@ -49,8 +49,20 @@ local function above(a, b)
   end
   return false
 end
+-- Expire `key` `seconds` from now; beyond ~31,000 years (or absurd clocks) just keep it, so that
+-- PEXPIRE can never fail after a write.
+local function expire(key, seconds)
+  local ms = math.ceil(seconds * 1000)
+  if ms > 1e15 then
+    redis.call('PERSIST', key)
+  else
+    redis.call('PEXPIRE', key, math.max(1, ms))
+  end
+end
 local blocked, mark, failures = number(state[1]), state[2], number(state[3])
-if mark and not string.match(mark, '^%d+$') then error('isoms-otp: a stored mark is corrupt') end
+if mark and not (mark == '0' or string.match(mark, '^[1-9]%d*$')) then
+  error('isoms-otp: a stored mark is corrupt')
+end
 if blocked > now then
   return {'throttled', string.format('%.17g', blocked - now)}
 end
@@ -62,7 +74,7 @@ if step ~= '' and (not mark or above(step, mark)) then
   if field == 'h' or state[4] then
     redis.call('PERSIST', key)
   else
-    redis.call('PEXPIRE', key, math.max(1, math.ceil((tonumber(keep) - now) * 1000)))
+    expire(key, tonumber(keep) - now)
   end
   return {'accepted', ''}
 end
@@ -91,7 +103,8 @@ redis.call('HSET', key, 'f', '0', 'b', '0')
 if state[1] then
   redis.call('PERSIST', key)
 elseif keep > now then
-  redis.call('PEXPIRE', key, math.ceil((keep - now) * 1000))
+  local ms = math.ceil((keep - now) * 1000)
+  if ms > 1e15 then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ms) end
 else
   redis.call('DEL', key)
 end
