@@ -618,10 +618,8 @@ def _cmd_enroll(args: argparse.Namespace, _runtime: _Runtime) -> int:
     findings = check_compatibility(uri)
     secret = encode_secret(otp.secret)
     manual_key = " ".join(secret[i : i + _GROUP] for i in range(0, len(secret), _GROUP))
-    terminal = None
-    if not args.json and args.qr != "none":
-        terminal = _terminal_qr(uri, explicit=args.qr == "terminal")
-    # Draw every file before writing any, so a missing extra leaves no half-done enrolment.
+    # Draw every file before writing any (and before the optional terminal QR code), so a
+    # missing extra is one error and leaves no half-done enrolment behind.
     files: list[tuple[str, str, bytes]] = []
     if args.svg is not None:
         files.append(("--svg", args.svg, qr_svg(uri).encode("utf-8")))
@@ -629,6 +627,9 @@ def _cmd_enroll(args: argparse.Namespace, _runtime: _Runtime) -> int:
         files.append(("--png", args.png, qr_png(uri)))
     if args.save_uri is not None:
         files.append(("--save-uri", args.save_uri, f"{uri}\n".encode("ascii")))
+    terminal = None
+    if not args.json and args.qr != "none":
+        terminal = _terminal_qr(uri, explicit=args.qr == "terminal")
     _write_files(files)
 
     if args.json:
