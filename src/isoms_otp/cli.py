@@ -64,6 +64,7 @@ _SCHEME: Final = "otpauth:"
 _DECIMAL: Final = re.compile(r"[0-9]{1,20}")
 _UNIX_SECONDS: Final = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
 _ALGORITHMS: Final = ("SHA1", "SHA256", "SHA512")
+_FILE_KINDS: Final = {"--svg": "SVG QR code", "--png": "PNG QR code", "--save-uri": "URI"}
 # Manual-entry screens show the key in groups of four; decode_secret() reads the groups back.
 _GROUP: Final = 4
 
@@ -663,7 +664,7 @@ def _cmd_enroll(args: argparse.Namespace, _runtime: _Runtime) -> int:
         sys.stdout.write(terminal)
         print("Scan the QR code with the authenticator app, or type in the manual key.")
     for option, path, _ in files:
-        print(f"wrote {option[2:]}: {path} (mode 0600)")
+        print(f"wrote {_FILE_KINDS[option]} to {path} (mode 0600)")
     _print_findings(findings)
     print("This output contains the secret: do not log it, share it or leave it on screen.")
     return 0
