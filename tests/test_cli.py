@@ -230,6 +230,7 @@ def test_enroll_prints_a_qr_code_of_the_printed_uri(run: RunCli, decoder: Module
     assert parsed.otp.secret == decode_secret(field(result.out, "manual key"))
     assert re.fullmatch(r"([A-Z2-7]{4} ){7}[A-Z2-7]{4}", field(result.out, "manual key"))
     assert "compatibility: no known problem" in result.out
+    assert "To enrol for every app" not in result.out
     assert result.err == ""
 
 
@@ -287,6 +288,7 @@ def test_enroll_non_default_settings_warn(run: RunCli) -> None:
     )
     assert "the app must also be set to these settings" in result.out
     assert "- wrong-codes: Authy: cannot use periods other than 30 seconds" in result.out
+    assert "To enrol for every app, drop --algorithm, --digits and --period" in result.out
 
 
 def test_enroll_non_default_settings_json_findings(run: RunCli) -> None:

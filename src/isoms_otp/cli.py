@@ -666,6 +666,8 @@ def _cmd_enroll(args: argparse.Namespace, _runtime: _Runtime) -> int:
     for option, path, _ in files:
         print(f"wrote {_FILE_KINDS[option]} to {path} (mode 0600)")
     _print_findings(findings)
+    if any(finding.severity == "wrong-codes" for finding in findings):
+        print("To enrol for every app, drop --algorithm, --digits and --period (SHA1, 6, 30 s).")
     print("This output contains the secret: do not log it, share it or leave it on screen.")
     return 0
 
