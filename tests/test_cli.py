@@ -596,11 +596,6 @@ def test_code_prompts_without_echo_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """At a terminal the secret is read with getpass (no echo), not from the visible line."""
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     prompts: list[str] = []
 
     def fake_getpass(prompt: str = "") -> str:
@@ -612,6 +607,53 @@ def test_code_prompts_without_echo_on_a_terminal(
     assert cli.main(["code", "--at", "59"]) == 0
     assert TOTP(decode_secret(KEY)).generate(59) + "\n" == capsys.readouterr().out
     assert prompts == ["Secret or otpauth URI (not shown): "]
+
+
+EMPTY_PROMPT_ERROR = (
+    "isoms-otp: error: the input is empty; expected one base32 secret or otpauth:// URI\n"
+)
+
+
+class Terminal(io.StringIO):
+    """A stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("interruption", "status", "message"),
+    [
+        (EOFError, 2, EMPTY_PROMPT_ERROR),
+        (KeyboardInterrupt, 130, "\n"),
+    ],
+    ids=["ctrl-d", "ctrl-c"],
+)  # fmt: skip
+def test_prompt_interrupted(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    interruption: type[BaseException],
+    status: int,
+    message: str,
+) -> None:
+    """Ctrl-D at the prompt is empty input; Ctrl-C ends with status 130; no traceback."""
+
+    def fake_getpass(prompt: str = "") -> str:
+        raise interruption
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    assert cli.main(["code"]) == status
+    assert (capsys.readouterr().err) == message
+
+
+def test_closed_stdin_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process started with stdin closed gets an error naming the file options."""
+    monkeypatch.setattr(sys, "stdin", None)
+    assert cli.main(["inspect"]) == 2
+    assert "stdin is closed" in capsys.readouterr().err
 
 
 def test_closed_stdout_is_an_error(

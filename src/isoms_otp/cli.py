@@ -10,7 +10,8 @@ user's argv (``ps``, ``/proc``). ``code`` and ``verify`` read a base32 secret or
 no message repeats a secret, a URI or a code.
 
 Exit status: 0 success, 1 ``verify`` found no match, 2 an error. Ctrl-C ends ``code --watch``
-with status 0, since that is how a watch is meant to end.
+with status 0, since that is how a watch is meant to end; anywhere else (at the secret prompt,
+say) it ends with 130, the shell's convention for SIGINT, and no traceback.
 """
 
 from __future__ import annotations
@@ -400,9 +401,15 @@ def _read_file(path: str, origin: str, expected: str) -> str:
 
 def _read_stdin(prompt: str, expected: str) -> str:
     stdin = sys.stdin
+    if stdin is None:  # started with stdin closed (<&-)
+        raise _UsageError(f"stdin is closed; expected {expected} there, or use a file option")
     if stdin.isatty():
         # A person at a terminal: read without echo, so the secret stays off the screen.
-        return _checked(getpass.getpass(prompt).strip(), "the input", expected)
+        try:
+            typed = getpass.getpass(prompt)
+        except EOFError:  # Ctrl-D at the prompt
+            typed = ""
+        return _checked(typed.strip(), "the input", expected)
     return _one_line(stdin.buffer.read(INPUT_LIMIT + 1), "stdin", expected)
 
 
@@ -897,6 +904,9 @@ def _main(argv: Sequence[str] | None, runtime: _Runtime) -> int:
         message = str(exc)
     except OSError as exc:  # such as a closed stdout
         message = exc.strerror or str(exc)
+    except KeyboardInterrupt:  # Ctrl-C at the secret prompt, say: no traceback
+        print(file=sys.stderr)
+        return 130
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return 2
 
