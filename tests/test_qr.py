@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from types import ModuleType
@@ -279,6 +280,18 @@ def test_missing_segno_names_the_extra(monkeypatch: pytest.MonkeyPatch, draw: ob
     with pytest.raises(MissingExtraError, match=re.escape("pip install 'isoms-otp[qr]'")) as info:
         draw(URIS["short"])  # type: ignore[operator]
     assert isinstance(info.value, ImportError)
+
+
+def test_segno_is_imported_only_to_draw() -> None:
+    """Importing the package and isoms_otp.qr does not import segno (it is an optional extra)."""
+    script = (
+        "import sys, isoms_otp, isoms_otp.qr\n"
+        "isoms_otp.enroll('a', issuer='b')\n"
+        "assert 'segno' not in sys.modules, 'segno was imported'\n"
+        "isoms_otp.qr.qr_svg('otpauth://totp/a')\n"
+        "assert 'segno' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
 
 
 def test_missing_segno_through_the_enrolment(monkeypatch: pytest.MonkeyPatch) -> None:
