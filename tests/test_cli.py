@@ -155,7 +155,11 @@ def test_version(run: RunCli) -> None:
     assert (0, f"isoms-otp {__version__}\n") == (result.status, result.out)
 
 
-@pytest.mark.parametrize("command", [[], ["enroll"], ["code"], ["verify"], ["inspect"]], ids=str)
+@pytest.mark.parametrize(
+    "command",
+    [[], ["enroll"], ["code"], ["verify"], ["inspect"]],
+    ids=["program", "enroll", "code", "verify", "inspect"],
+)
 def test_help_has_an_example(run: RunCli, command: list[str]) -> None:
     """--help on the program and on every command exits 0 and shows examples."""
     result = run(*command, "--help")
@@ -182,33 +186,34 @@ def test_secret_as_command_is_not_echoed(run: RunCli) -> None:
     assert KEY not in result.err
 
 
+USAGE_ERRORS = [
+    (["code", "--digits", "9"], "--digits: must be a whole number from 6 to 8"),
+    (["code", "--digits", "+6"], "--digits: must be a whole number"),
+    (["code", "--digits", "\u0666"], "--digits: must be a whole number"),
+    (["code", "--algorithm", "MD5"], "--algorithm: must be SHA1, SHA256 or SHA512"),
+    (["code", "--algorithm", "sha\u0131"], "--algorithm: must be SHA1"),
+    (["code", "--period", "0"], "--period: must be a whole number from 1 to 604800"),
+    (["code", "--counter", "-1"], "--counter: must be a whole number"),
+    (["code", "--counter", str(2**64)], "--counter: must be a whole number"),
+    (["code", "--at", "soon"], "--at: must be Unix seconds"),
+    (["code", "--at", "-5"], "--at: must be Unix seconds"),
+    (["code", "--at", "1e9"], "--at: must be Unix seconds"),
+    (["code", "--at", "2023-11-14T22:13:20"], "--at: has no time zone"),
+    (["code", "--at", "2023-11-14"], "--at: has no time zone"),
+    (["code", "--at", "1", "--watch"], "not allowed with argument --at"),
+    (["code", "--secret-file", "a", "--uri-file", "b"], "not allowed with"),
+    (["verify"], "the following arguments are required: CODE"),
+    (["verify", "123456", "--past", "11"], "--past: must be a whole number from 0 to 10"),
+    (["verify", "123456", "--look-ahead", "101"], "--look-ahead: must be a whole number"),
+    (["enroll"], "the following arguments are required: --account"),
+    (["enroll", "--account", " "], "--account: must not be empty"),
+    (["enroll", "--account", "a", "--issuer", ""], "--issuer: must not be empty"),
+    (["enroll", "--account", "a", "--qr", "sixel"], "--qr: invalid choice"),
+]
+
+
 @pytest.mark.parametrize(
-    ("argv", "fragment"),
-    [
-        (["code", "--digits", "9"], "--digits: must be a whole number from 6 to 8"),
-        (["code", "--digits", "+6"], "--digits: must be a whole number"),
-        (["code", "--digits", "\u0666"], "--digits: must be a whole number"),
-        (["code", "--algorithm", "MD5"], "--algorithm: must be SHA1, SHA256 or SHA512"),
-        (["code", "--algorithm", "sha\u0131"], "--algorithm: must be SHA1"),
-        (["code", "--period", "0"], "--period: must be a whole number from 1 to 604800"),
-        (["code", "--counter", "-1"], "--counter: must be a whole number"),
-        (["code", "--counter", str(2**64)], "--counter: must be a whole number"),
-        (["code", "--at", "soon"], "--at: must be Unix seconds"),
-        (["code", "--at", "-5"], "--at: must be Unix seconds"),
-        (["code", "--at", "1e9"], "--at: must be Unix seconds"),
-        (["code", "--at", "2023-11-14T22:13:20"], "--at: has no time zone"),
-        (["code", "--at", "2023-11-14"], "--at: has no time zone"),
-        (["code", "--at", "1", "--watch"], "not allowed with argument --at"),
-        (["code", "--secret-file", "a", "--uri-file", "b"], "not allowed with"),
-        (["verify"], "the following arguments are required: CODE"),
-        (["verify", "123456", "--past", "11"], "--past: must be a whole number from 0 to 10"),
-        (["verify", "123456", "--look-ahead", "101"], "--look-ahead: must be a whole number"),
-        (["enroll"], "the following arguments are required: --account"),
-        (["enroll", "--account", " "], "--account: must not be empty"),
-        (["enroll", "--account", "a", "--issuer", ""], "--issuer: must not be empty"),
-        (["enroll", "--account", "a", "--qr", "sixel"], "--qr: invalid choice"),
-    ],
-    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+    ("argv", "fragment"), USAGE_ERRORS, ids=[" ".join(argv) for argv, _ in USAGE_ERRORS]
 )
 def test_usage_errors(run: RunCli, argv: list[str], fragment: str) -> None:
     """Bad options are one line on stderr, status 2, with the command's help named."""
