@@ -267,7 +267,7 @@ def _build_parser() -> _Parser:
     enroll = commands.add_parser(
         "enroll",
         help="make a new secret; print its URI, manual key and QR code",
-        description="Make a fresh TOTP secret for an account and print its otpauth:// URI, "
+        description="Make a fresh TOTP secret for an account and print its otpauth:// URI,\n"
         "the key for manual entry and a QR code to scan, plus app compatibility findings.",
         epilog=_ENROLL_EPILOG,
         formatter_class=_Formatter,
@@ -357,7 +357,7 @@ def _build_parser() -> _Parser:
     inspect = commands.add_parser(
         "inspect",
         help="show the fields of an otpauth:// URI and its app compatibility",
-        description="Show the fields of an otpauth:// URI (from stdin, --uri-file or URI) "
+        description="Show the fields of an otpauth:// URI (from stdin, --uri-file or URI)\n"
         "with the secret hidden, and what each authenticator app does with it.",
         epilog=_INSPECT_EPILOG,
         formatter_class=_Formatter,
