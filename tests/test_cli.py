@@ -1,0 +1,1054 @@
+"""The isoms-otp command: every command, every error path, the QR it prints, the entry points."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import runpy
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from isoms_otp import (
+    HOTP,
+    TOTP,
+    __version__,
+    build_uri,
+    cli,
+    decode_secret,
+    encode_secret,
+    parse_uri,
+)
+from isoms_otp.qr import qr_svg
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+# RFC 4226 appendix D and RFC 6238 appendix B: the ASCII keys "1234567890..." of 20, 32, 64 bytes.
+RFC_KEY_SHA1 = encode_secret(b"12345678901234567890")
+RFC_KEY_SHA256 = encode_secret(b"12345678901234567890123456789012")
+RFC_KEY_SHA512 = encode_secret(b"1234567890" * 6 + b"1234")
+RFC4226_CODES = [
+    "755224", "287082", "359152", "969429", "338314",
+    "254676", "287922", "162583", "399871", "520489",
+]  # fmt: skip
+# A 160-bit key used where any valid key will do.
+KEY = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+URI = build_uri(TOTP(decode_secret(KEY)), account="alice@example.com", issuer="iSOMS")
+HOTP_URI = build_uri(HOTP(b"12345678901234567890"), account="token", issuer="iSOMS", counter=5)
+LEGACY_KEY = "JBSWY3DPEHPK3PXP"  # Google's 80-bit example key
+
+
+@pytest.fixture
+def decoder() -> ModuleType:
+    """The zxing-cpp module; its absence fails the QR tests (CI installs the test extra)."""
+    try:
+        import zxingcpp  # noqa: PLC0415 - a missing decoder must fail these tests, not all
+    except ImportError:
+        pytest.fail("zxing-cpp is needed to decode the printed QR code: pip install -e '.[test]'")
+    return zxingcpp
+
+
+class Run:
+    """What one main() call returned and printed."""
+
+    def __init__(self, status: int, out: str, err: str) -> None:
+        self.status = status
+        self.out = out
+        self.err = err
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+RunCli = Callable[..., Run]
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """Call the CLI with ``argv`` and ``stdin`` (str or bytes), returning status and output."""
+
+    def call(*argv: str, stdin: str | bytes = b"", runtime: cli._Runtime | None = None) -> Run:
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        status = cli._main(list(argv), runtime or cli._Runtime(clock=lambda: 1_700_000_000.0))
+        captured = capsys.readouterr()
+        return Run(status, captured.out, captured.err)
+
+    return call
+
+
+def assert_error(result: Run, *fragments: str) -> None:
+    """An error: status 2, nothing on stdout, one line on stderr naming the problem."""
+    assert result.status == 2
+    assert result.out == ""
+    assert result.err.startswith("isoms-otp: error: ")
+    assert result.err.count("\n") == 1
+    assert result.err.endswith("\n")
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in result.err
+
+
+# --------------------------------------------------------------------------- QR decoding
+
+
+def modules_from_terminal(text: str) -> list[list[int]]:
+    """Read the modules back out of qr_terminal text: ``1`` is dark."""
+    dark_fg, dark_bg = {"30": 1, "97": 0}, {"40": 1, "107": 0}
+    rows: list[list[int]] = []
+    for line in text.splitlines():
+        top: list[int] = []
+        bottom: list[int] = []
+        fg = bg = 0
+        for code, block in re.findall(r"\x1b\[(\d+)m|(\u2580)", line):
+            if block:
+                top.append(fg)
+                bottom.append(bg)
+            elif code in dark_fg:
+                fg = dark_fg[code]
+            elif code in dark_bg:
+                bg = dark_bg[code]
+        rows += [top, bottom]
+    return rows
+
+
+def decode_modules(decoder: ModuleType, rows: list[list[int]]) -> list[str]:
+    """Paint the modules 4 pixels each and return every QR text zxing-cpp finds."""
+    scale = 4
+    image = Image.new("L", (len(rows[0]) * scale, len(rows) * scale), 255)
+    for y, row in enumerate(rows):
+        for x, dark in enumerate(row):
+            if dark:
+                image.paste(0, (x * scale, y * scale, (x + 1) * scale, (y + 1) * scale))
+    return [found.text for found in decoder.read_barcodes(image)]
+
+
+def qr_lines(out: str) -> str:
+    return "".join(line + "\n" for line in out.splitlines() if "\u2580" in line)
+
+
+def field(out: str, name: str) -> str:
+    """The value of a ``name:  value`` line."""
+    (value,) = re.findall(rf"^{name}:\s+(.*)$", out, flags=re.MULTILINE)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- help, version
+
+
+def test_version(run: RunCli) -> None:
+    """--version prints the package version and exits 0."""
+    result = run("--version")
+    assert (0, f"isoms-otp {__version__}\n") == (result.status, result.out)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["enroll"], ["code"], ["verify"], ["inspect"]],
+    ids=["program", "enroll", "code", "verify", "inspect"],
+)
+def test_help_has_an_example(run: RunCli, command: list[str]) -> None:
+    """--help on the program and on every command exits 0 and shows examples."""
+    result = run(*command, "--help")
+    assert result.status == 0
+    assert "examples:\n  isoms-otp " + (command[0] if command else "enroll") in result.out
+
+
+def test_no_command_is_a_usage_error(run: RunCli) -> None:
+    """A missing command is one line on stderr with status 2."""
+    assert_error(run(), "required", "isoms-otp --help")
+
+
+def test_secret_as_argument_is_not_echoed(run: RunCli) -> None:
+    """A secret typed on the command line is refused without repeating it."""
+    result = run("code", KEY)
+    assert_error(result, "unexpected arguments", "stdin")
+    assert KEY not in result.err
+
+
+def test_secret_as_command_is_not_echoed(run: RunCli) -> None:
+    """A secret given in place of the command is refused without repeating it."""
+    result = run(KEY)
+    assert_error(result, "invalid choice", "enroll")
+    assert KEY not in result.err
+
+
+USAGE_ERRORS = [
+    (["code", "--digits", "9"], "--digits: must be a whole number from 6 to 8"),
+    (["code", "--digits", "+6"], "--digits: must be a whole number"),
+    (["code", "--digits", "\u0666"], "--digits: must be a whole number"),
+    (["code", "--algorithm", "MD5"], "--algorithm: must be SHA1, SHA256 or SHA512"),
+    (["code", "--algorithm", "sha\u0131"], "--algorithm: must be SHA1"),
+    (["code", "--period", "0"], "--period: must be a whole number from 1 to 604800"),
+    (["code", "--counter", "-1"], "--counter: must be a whole number"),
+    (["code", "--counter", str(2**64)], "--counter: must be a whole number"),
+    (["code", "--at", "soon"], "--at: must be Unix seconds"),
+    (["code", "--at", "-5"], "--at: must be Unix seconds"),
+    (["code", "--at", "1e9"], "--at: must be Unix seconds"),
+    (["code", "--at", "2023-11-14T22:13:20"], "--at: has no time zone"),
+    (["code", "--at", "2023-11-14"], "--at: has no time zone"),
+    (["code", "--at", "1", "--watch"], "not allowed with argument --at"),
+    (["code", "--secret-file", "a", "--uri-file", "b"], "not allowed with"),
+    (["verify"], "the following arguments are required: CODE"),
+    (["verify", "123456", "--past", "11"], "--past: must be a whole number from 0 to 10"),
+    (["verify", "123456", "--look-ahead", "101"], "--look-ahead: must be a whole number"),
+    (["enroll"], "the following arguments are required: --account"),
+    (["enroll", "--account", " "], "--account: must not be empty"),
+    (["enroll", "--account", "a", "--issuer", ""], "--issuer: must not be empty"),
+    (["enroll", "--account", "a", "--qr", "sixel"], "--qr: invalid choice"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"), USAGE_ERRORS, ids=[" ".join(argv) for argv, _ in USAGE_ERRORS]
+)
+def test_usage_errors(run: RunCli, argv: list[str], fragment: str) -> None:
+    """Bad options are one line on stderr, status 2, with the command's help named."""
+    assert_error(run(*argv), fragment, f"see 'isoms-otp {argv[0]} --help'")
+
+
+# --------------------------------------------------------------------------- enroll
+
+
+def test_enroll_prints_a_qr_code_of_the_printed_uri(run: RunCli, decoder: ModuleType) -> None:
+    """The terminal QR code decodes (zxing-cpp) to exactly the URI printed above it."""
+    result = run("enroll", "--account", "alice@example.com")
+    assert result.status == 0
+    uri = field(result.out, "uri")
+    assert [uri] == decode_modules(decoder, modules_from_terminal(qr_lines(result.out)))
+    parsed = parse_uri(uri)
+    assert (parsed.account, parsed.issuer) == ("alice@example.com", "iSOMS")
+    assert TOTP(parsed.otp.secret) == parsed.otp  # SHA1, 6 digits, 30 s
+    assert parsed.otp.secret == decode_secret(field(result.out, "manual key"))
+    assert re.fullmatch(r"([A-Z2-7]{4} ){7}[A-Z2-7]{4}", field(result.out, "manual key"))
+    assert "compatibility: no known problem" in result.out
+    assert "To enrol for every app" not in result.out
+    assert result.err == ""
+
+
+def test_enroll_makes_a_fresh_secret_each_time(run: RunCli) -> None:
+    """Two enrolments never share a secret."""
+    first = run("enroll", "--account", "a", "--qr", "none").out
+    second = run("enroll", "--account", "a", "--qr", "none").out
+    assert field(first, "manual key") != field(second, "manual key")
+
+
+def test_enroll_qr_none(run: RunCli) -> None:
+    """--qr none prints the URI and key but no QR code."""
+    result = run("enroll", "--account", "alice", "--issuer", "ACME Co", "--qr", "none")
+    assert result.status == 0
+    assert qr_lines(result.out) == ""
+    assert field(result.out, "uri").startswith("otpauth://totp/ACME%20Co:alice?secret=")
+    assert "Scan the QR code" not in result.out
+
+
+def test_enroll_json(run: RunCli) -> None:
+    """--json gives the URI, secret, settings and findings, and no terminal QR code."""
+    result = run("enroll", "--account", "alice@example.com", "--json")
+    data = result.json()
+    parsed = parse_uri(data["uri"])
+    assert {
+        "type": "totp",
+        "account": "alice@example.com",
+        "issuer": "iSOMS",
+        "algorithm": "SHA1",
+        "digits": 6,
+        "period": 30,
+        "secret": encode_secret(parsed.otp.secret),
+        "manual_key": data["manual_key"],
+        "uri": data["uri"],
+        "files": {},
+        "findings": [],
+    } == data
+    assert "\u2580" not in result.out
+
+
+def test_enroll_non_default_settings_warn(run: RunCli) -> None:
+    """SHA256, 8 digits or 60 s: the findings say which apps would show wrong codes."""
+    result = run(
+        "enroll", "--account", "a", "--algorithm", "sha256", "--digits", "8", "--period", "60",
+        "--qr", "none",
+    )  # fmt: skip
+    assert result.status == 0
+    parsed = parse_uri(field(result.out, "uri"))
+    assert isinstance(parsed.otp, TOTP)
+    assert (parsed.otp.algorithm, parsed.otp.digits, parsed.otp.period) == ("SHA256", 8, 30 * 2)
+    assert "settings:    TOTP, SHA256, 8 digits, 60 s" in result.out
+    assert (
+        "WARNING: Google Authenticator Android, Microsoft Authenticator and Authy would show "
+        "WRONG CODES" in result.out
+    )
+    assert "the app must also be set to these settings" in result.out
+    assert "- wrong-codes: Authy: cannot use periods other than 30 seconds" in result.out
+    assert "To enrol for every app, drop --algorithm, --digits and --period" in result.out
+
+
+def test_enroll_non_default_settings_json_findings(run: RunCli) -> None:
+    """The JSON findings are check_compatibility's, with rule, app, severity and source."""
+    data = run("enroll", "--account", "a", "--period", "60", "--json").json()
+    assert [(f["rule"], f["app"], f["severity"]) for f in data["findings"]] == [
+        ("period", "Google Authenticator Android", "wrong-codes"),
+        ("period", "Microsoft Authenticator", "wrong-codes"),
+        ("period", "Authy", "wrong-codes"),
+    ]
+    assert all(f["source"] and f["fix"] and f["problem"] for f in data["findings"])
+
+
+def test_enroll_long_account_warns(run: RunCli) -> None:
+    """A long account name makes a dense QR code: a warning finding, not a WARNING headline."""
+    result = run("enroll", "--account", "a" * 200, "--qr", "none")
+    assert result.status == 0
+    assert "- warning: Authy: the URI is longer than 180 characters" in result.out
+    assert "WARNING" not in result.out
+
+
+def test_enroll_writes_private_files(run: RunCli, tmp_path: Path, decoder: ModuleType) -> None:
+    """--svg, --png and --save-uri write mode-0600 files holding the printed URI."""
+    svg, png, saved = tmp_path / "a.svg", tmp_path / "a.png", tmp_path / "a.uri"
+    result = run(
+        "enroll", "--account", "a", "--qr", "none",
+        "--svg", str(svg), "--png", str(png), "--save-uri", str(saved),
+    )  # fmt: skip
+    assert result.status == 0
+    uri = field(result.out, "uri")
+    for path in (svg, png, saved):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert f"{path} (mode 0600)" in result.out
+    assert qr_svg(uri) == svg.read_text(encoding="utf-8")
+    with Image.open(png) as image:
+        assert [uri] == [found.text for found in decoder.read_barcodes(image)]
+    assert uri + "\n" == saved.read_text(encoding="ascii")
+
+
+def test_enroll_json_names_the_files(run: RunCli, tmp_path: Path) -> None:
+    """--json lists the files it wrote."""
+    saved = tmp_path / "a.uri"
+    data = run("enroll", "--account", "a", "--json", "--save-uri", str(saved)).json()
+    assert {"save-uri": str(saved)} == data["files"]
+    assert data["uri"] + "\n" == saved.read_text(encoding="ascii")
+
+
+def test_enroll_never_overwrites(run: RunCli, tmp_path: Path) -> None:
+    """An existing file is an error, and the files written before it are removed again."""
+    svg, png = tmp_path / "a.svg", tmp_path / "a.png"
+    png.write_bytes(b"keep")
+    result = run("enroll", "--account", "a", "--svg", str(svg), "--png", str(png))
+    assert_error(result, f"cannot write --png {str(png)!r}: it exists")
+    assert not svg.exists()
+    assert png.read_bytes() == b"keep"
+
+
+def test_enroll_unwritable_path(run: RunCli, tmp_path: Path) -> None:
+    """A file in a missing folder is an error naming the OS reason."""
+    missing = tmp_path / "nowhere" / "a.svg"
+    assert_error(run("enroll", "--account", "a", "--svg", str(missing)), "No such file")
+
+
+def test_enroll_invalid_account(run: RunCli) -> None:
+    """An account the URI cannot carry is the enrolment module's error, status 2."""
+    assert_error(run("enroll", "--account", "a:b"), "the account contains ':'")
+
+
+def test_enroll_json_with_terminal_qr(run: RunCli) -> None:
+    """--json and an explicit --qr terminal contradict each other."""
+    assert_error(run("enroll", "--account", "a", "--json", "--qr", "terminal"), "--json")
+
+
+@pytest.fixture
+def no_segno(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import segno`` fail, as without the qr extra."""
+    monkeypatch.setitem(sys.modules, "segno", None)
+
+
+def test_enroll_without_qr_extra_notes_it(run: RunCli, no_segno: None) -> None:
+    """Without segno the default enrolment still prints the URI, with a note naming the extra."""
+    result = run("enroll", "--account", "a")
+    assert result.status == 0
+    assert field(result.out, "uri").startswith("otpauth://")
+    assert qr_lines(result.out) == ""
+    assert "isoms-otp: note: no QR code drawn: that needs the qr extra" in result.err
+    assert "pip install 'isoms-otp[qr]'" in result.err
+
+
+@pytest.mark.parametrize(
+    "option", [["--qr", "terminal"], ["--svg", "a.svg"], ["--png", "a.png"]], ids=str
+)
+def test_enroll_without_qr_extra_asked_for_a_qr(
+    run: RunCli, no_segno: None, option: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QR code that was asked for is an error naming the extra, and no file is written."""
+    monkeypatch.chdir(tmp_path)
+    assert_error(run("enroll", "--account", "a", *option), "pip install 'isoms-otp[qr]'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def ascii_stdout(monkeypatch: pytest.MonkeyPatch) -> io.TextIOWrapper:
+    """Replace stdout by an ASCII-only stream, as on a C locale (call after capsys is active)."""
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stream)
+    return stream
+
+
+def test_enroll_ascii_terminal_notes_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stdout that cannot show U+2580 gets no QR code and a note on stderr."""
+    stream = ascii_stdout(monkeypatch)
+    assert cli.main(["enroll", "--account", "a"]) == 0
+    stream.flush()
+    assert isinstance(stream.buffer, io.BytesIO)
+    assert b"uri:         otpauth://" in stream.buffer.getvalue()
+    assert "stdout's encoding cannot draw it" in capsys.readouterr().err
+
+
+def test_enroll_ascii_terminal_explicit_qr(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explicit --qr terminal on such a stdout is an error with the fix."""
+    ascii_stdout(monkeypatch)
+    assert cli.main(["enroll", "--account", "a", "--qr", "terminal"]) == 2
+    assert "PYTHONIOENCODING=utf-8" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- code
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm", "expected"),
+    [
+        (RFC_KEY_SHA1, "SHA1", "94287082"),
+        (RFC_KEY_SHA256, "SHA256", "46119246"),
+        (RFC_KEY_SHA512, "SHA512", "90693936"),
+    ],
+    ids=["SHA1-59", "SHA256-59", "SHA512-59"],
+)
+def test_code_rfc6238_vectors(run: RunCli, key: str, algorithm: str, expected: str) -> None:
+    """RFC 6238 appendix B at T=59 s, from a raw secret on stdin."""
+    result = run("code", "--at", "59", "--digits", "8", "--algorithm", algorithm, stdin=key)
+    assert (0, expected + "\n", "") == (result.status, result.out, result.err)
+
+
+def test_code_rfc4226_vectors(run: RunCli) -> None:
+    """RFC 4226 appendix D: --counter makes a raw secret HOTP."""
+    codes = [run("code", "--counter", str(i), stdin=RFC_KEY_SHA1).out for i in range(10)]
+    assert [code + "\n" for code in RFC4226_CODES] == codes
+
+
+def test_code_from_uri_on_stdin(run: RunCli) -> None:
+    """A URI on stdin is recognised and its settings used."""
+    expected = TOTP(decode_secret(KEY)).generate(1_700_000_000)
+    assert expected + "\n" == run("code", stdin=URI + "\n").out
+
+
+def test_code_files(run: RunCli, tmp_path: Path) -> None:
+    """--secret-file and --uri-file read the key from a file instead of stdin."""
+    (tmp_path / "key").write_text(f"{KEY.lower()}\n", encoding="utf-8")
+    (tmp_path / "uri").write_bytes(b"\xef\xbb\xbf" + URI.encode() + b"\r\n")  # BOM and CRLF
+    expected = TOTP(decode_secret(KEY)).generate(1_700_000_000) + "\n"
+    assert expected == run("code", "--secret-file", str(tmp_path / "key")).out
+    assert expected == run("code", "--uri-file", str(tmp_path / "uri")).out
+
+
+def test_code_secret_with_groups(run: RunCli) -> None:
+    """The manual key as printed by enroll (groups of four) works as a secret."""
+    grouped = " ".join(KEY[i : i + 4] for i in range(0, len(KEY), 4))
+    assert run("code", stdin=KEY).out == run("code", stdin=grouped).out
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        ("59", 59),
+        ("59.5", 59.5),
+        ("1970-01-01T00:00:59Z", 59),
+        ("1970-01-01T01:00:59+01:00", 59),
+        ("1970-01-01T00:00:59.250000+00:00", 59.25),
+    ],
+    ids=["unix", "unix-fraction", "iso-Z", "iso-offset", "iso-fraction"],
+)
+def test_code_at(run: RunCli, at: str, expected: float) -> None:
+    """--at reads Unix seconds and ISO-8601 with a time zone."""
+    data = run("code", "--at", at, "--json", "--digits", "8", stdin=RFC_KEY_SHA1).json()
+    assert (expected, "94287082", 1) == (data["at"], data["code"], data["step"])
+
+
+def test_code_json_totp(run: RunCli) -> None:
+    """--json gives the code, the step and the seconds it stays valid."""
+    data = run("code", "--json", "--at", "1700000000", stdin=URI).json()
+    assert {
+        "type": "totp",
+        "code": TOTP(decode_secret(KEY)).generate(1_700_000_000),
+        "at": 1_700_000_000,
+        "step": 56_666_666,
+        "remaining": 10,
+        "digits": 6,
+        "algorithm": "SHA1",
+        "period": 30,
+    } == data
+
+
+def test_code_json_hotp(run: RunCli) -> None:
+    """An HOTP URI's code is for its counter; --counter overrides that counter."""
+    assert {
+        "type": "hotp",
+        "code": RFC4226_CODES[5],
+        "counter": 5,
+        "digits": 6,
+        "algorithm": "SHA1",
+    } == run("code", "--json", stdin=HOTP_URI).json()
+    assert RFC4226_CODES[7] + "\n" == run("code", "--counter", "7", stdin=HOTP_URI).out
+
+
+def test_code_uses_the_clock(run: RunCli) -> None:
+    """Without --at the code is for the runtime's clock."""
+    runtime = cli._Runtime(clock=lambda: 59.0)
+    result = run("code", "--digits", "8", stdin=RFC_KEY_SHA1, runtime=runtime)
+    assert result.out == "94287082\n"
+
+
+def test_code_legacy_secret(run: RunCli) -> None:
+    """An 80-bit key needs --allow-short-secret, from a secret or a URI."""
+    legacy_uri = f"otpauth://totp/a?secret={LEGACY_KEY}"
+    assert_error(run("code", stdin=LEGACY_KEY), "80 bits", "--allow-short-secret")
+    assert_error(run("code", stdin=legacy_uri), "80 bits", "--allow-short-secret")
+    expected = TOTP(decode_secret(LEGACY_KEY), allow_short_secret=True).generate(59) + "\n"
+    assert expected == run("code", "--allow-short-secret", "--at", "59", stdin=LEGACY_KEY).out
+    assert expected == run("code", "--allow-short-secret", "--at", "59", stdin=legacy_uri).out
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "fragments"),
+    [
+        (["--digits", "8"], URI, ["--digits is for a raw secret", "drop --digits"]),
+        (["--algorithm", "SHA1"], URI, ["--algorithm is for a raw secret"]),
+        (["--period", "30"], URI, ["--period is for a raw secret"]),
+        (["--counter", "1"], URI, ["--counter is for HOTP; this URI is TOTP"]),
+        (["--counter", "1", "--period", "60"], KEY, ["--period is for TOTP"]),
+        (["--at", "0"], HOTP_URI, ["--at does not apply to HOTP keys"]),
+        (["--watch"], HOTP_URI, ["--watch does not apply to HOTP keys"]),
+        (["--watch", "--json"], KEY, ["--watch draws for a person"]),
+        ([], "", ["stdin is empty; expected one base32 secret or otpauth:// URI"]),
+        ([], " \n", ["stdin is empty"]),
+        ([], f"{KEY}\n{KEY}\n", ["stdin holds more than one line"]),
+        ([], "A" * 4097, ["stdin holds more than 4096 bytes"]),
+        ([], b"\xff\xfe" + KEY.encode(), ["stdin is not UTF-8 text"]),
+        ([], KEY[:-1] + "1", ["stdin: the base32 secret may contain only"]),
+        ([], KEY + "A", ["stdin: a base32 secret cannot have 33 symbols"]),
+        ([], "GEZDGNBVGY3TQ", ["stdin: the secret is 64 bits", "isoms-otp enroll"]),
+        ([], URI.replace("totp", "motp", 1), ["stdin: the type must be totp or hotp"]),
+        ([], URI.replace("secret=", "secret=1", 1), ["stdin: the secret parameter is invalid"]),
+        (["--period", "1", "--at", "9" * 20], KEY, ["time is too far in the future"]),
+    ],
+    ids=[
+        "digits-with-uri", "algorithm-with-uri", "period-with-uri", "counter-with-totp-uri",
+        "period-with-counter", "at-with-hotp", "watch-with-hotp", "watch-with-json",
+        "empty", "blank", "two-lines", "too-long", "not-utf8", "bad-base32", "bad-length",
+        "below-80-bits", "bad-uri-type", "bad-uri-secret", "time-out-of-range",
+    ],
+)  # fmt: skip
+def test_code_errors(
+    run: RunCli, argv: list[str], stdin: str | bytes, fragments: list[str]
+) -> None:
+    """Every refusal of code is one line, status 2, without the secret or URI."""
+    result = run("code", *argv, stdin=stdin)
+    assert_error(result, *fragments)
+    assert KEY not in result.err
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "fragment"),
+    [
+        ("--secret-file", URI, "holds an otpauth URI, not a secret: use --uri-file"),
+        ("--uri-file", KEY, "the URI must start with otpauth://"),
+        ("--secret-file", "", "is empty; expected one base32 secret"),
+        ("--uri-file", "", "is empty; expected one otpauth:// URI"),
+    ],
+    ids=["uri-in-secret-file", "secret-in-uri-file", "empty-secret-file", "empty-uri-file"],
+)
+def test_code_file_content_errors(
+    run: RunCli, tmp_path: Path, option: str, content: str, fragment: str
+) -> None:
+    """A file with the wrong kind of content says which option to use."""
+    path = tmp_path / "input"
+    path.write_text(content, encoding="utf-8")
+    result = run("code", option, str(path))
+    assert_error(result, f"{option} {str(path)!r}", fragment)
+    assert KEY not in result.err
+
+
+@pytest.mark.parametrize("option", ["--secret-file", "--uri-file"])
+def test_code_unreadable_files(run: RunCli, tmp_path: Path, option: str) -> None:
+    """A missing file and a folder are errors naming the option, the path and the reason."""
+    missing = tmp_path / "missing"
+    assert_error(run("code", option, str(missing)), f"cannot read {option}", "No such file")
+    assert_error(run("code", option, str(tmp_path)), f"cannot read {option}", "directory")
+
+
+def test_code_prompts_without_echo_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At a terminal the secret is read with getpass (no echo), not from the visible line."""
+    prompts: list[str] = []
+
+    def fake_getpass(prompt: str = "") -> str:
+        prompts.append(prompt)
+        return f" {KEY} "
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    assert cli.main(["code", "--at", "59"]) == 0
+    assert TOTP(decode_secret(KEY)).generate(59) + "\n" == capsys.readouterr().out
+    assert prompts == ["Secret or otpauth URI (not shown): "]
+
+
+EMPTY_PROMPT_ERROR = (
+    "isoms-otp: error: the input is empty; expected one base32 secret or otpauth:// URI\n"
+)
+
+
+class Terminal(io.StringIO):
+    """A stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("interruption", "status", "message"),
+    [
+        (EOFError, 2, EMPTY_PROMPT_ERROR),
+        (KeyboardInterrupt, 130, "\n"),
+    ],
+    ids=["ctrl-d", "ctrl-c"],
+)  # fmt: skip
+def test_prompt_interrupted(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    interruption: type[BaseException],
+    status: int,
+    message: str,
+) -> None:
+    """Ctrl-D at the prompt is empty input; Ctrl-C ends with status 130; no traceback."""
+
+    def fake_getpass(prompt: str = "") -> str:
+        raise interruption
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    monkeypatch.setattr("getpass.getpass", fake_getpass)
+    assert cli.main(["code"]) == status
+    assert (capsys.readouterr().err) == message
+
+
+def test_closed_stdin_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process started with stdin closed gets an error naming the file options."""
+    monkeypatch.setattr(sys, "stdin", None)
+    assert cli.main(["inspect"]) == 2
+    assert "stdin is closed" in capsys.readouterr().err
+
+
+def test_closed_stdout_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OS error writing the output (such as a closed pipe) is one line, status 2."""
+
+    class Broken(io.StringIO):
+        def write(self, _text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(KEY.encode())))
+    monkeypatch.setattr(sys, "stdout", Broken())
+    assert cli.main(["code"]) == 2
+    assert capsys.readouterr().err == "isoms-otp: error: Broken pipe\n"
+
+
+@given(junk=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+@settings(max_examples=200, deadline=None)
+def test_code_junk_stdin_is_a_clean_error(junk: bytes) -> None:
+    """Any stdin gives a code (status 0) or one error line (status 2), never a traceback."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = io.TextIOWrapper(io.BytesIO(junk)), stdout, stderr
+    try:
+        status = cli.main(["code", "--at", "59"])
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+    if status == 0:
+        assert re.fullmatch(r"[0-9]{6}\n", stdout.getvalue())
+    else:
+        assert status == 2
+        assert re.fullmatch(r"isoms-otp: error: [^\n]+\n", stderr.getvalue())
+
+
+# --------------------------------------------------------------------------- code --watch
+
+
+def test_watch_redraws_with_a_countdown(run: RunCli) -> None:
+    """Each tick redraws code, bar and seconds on one line, waking when the seconds change."""
+    now = [58.5]
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        now[0] += seconds
+
+    runtime = cli._Runtime(clock=lambda: now[0], sleep=sleep, ticks=3)
+    result = run("code", "--watch", "--digits", "8", stdin=RFC_KEY_SHA1, runtime=runtime)
+    assert result.status == 0
+    otp = TOTP(b"12345678901234567890", digits=8)
+    assert (
+        f"\r94287082  [{'#' * 1}{'-' * 19}]   2s"
+        f"\r94287082  [{'#' * 1}{'-' * 19}]   1s"
+        f"\r{otp.generate(60)}  [{'#' * 20}]  30s\n"
+    ) == result.out
+    assert naps == [0.5, 1.0, 1.0]
+    assert result.err == "Press Ctrl-C to stop.\n"
+
+
+def test_watch_ends_cleanly_on_ctrl_c(run: RunCli) -> None:
+    """Ctrl-C (KeyboardInterrupt) ends the watch with status 0, a newline and no traceback."""
+
+    def interrupt(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    runtime = cli._Runtime(clock=lambda: 0.0, sleep=interrupt)
+    result = run("code", "--watch", stdin=URI, runtime=runtime)
+    code = TOTP(decode_secret(KEY)).generate(0)
+    assert (0, f"\r{code}  [{'#' * 20}]  30s\n") == (result.status, result.out)
+    assert "Traceback" not in result.err
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def test_code_then_verify_round_trip(run: RunCli) -> None:
+    """A code printed by `code` is accepted by `verify` with drift 0."""
+    code = run("code", "--at", "1700000000", stdin=URI).out.strip()
+    result = run("verify", code, "--at", "1700000000", stdin=URI)
+    assert (result.status, result.out) == (0, "match: step 56666666, drift 0\n")
+
+
+def test_verify_drift_and_window(run: RunCli) -> None:
+    """A code one step old matches with drift -1, unless --past 0 closes the window."""
+    old = run("code", "--at", "1699999960", stdin=URI).out.strip()
+    result = run("verify", old, "--at", "1700000000", stdin=URI)
+    assert result.out == "match: step 56666665, drift -1\n"
+    result = run("verify", old, "--at", "1700000000", "--past", "0", stdin=URI)
+    assert (result.status, result.out) == (1, "no match\n")
+    late = run("code", "--at", "1700000060", stdin=URI).out.strip()
+    assert run("verify", late, "--at", "1700000000", "--future", "2", stdin=URI).status == 0
+
+
+def test_verify_json(run: RunCli) -> None:
+    """--json says whether it matched, the step and drift, or why not."""
+    code = run("code", "--at", "59", "--digits", "8", stdin=RFC_KEY_SHA1).out.strip()
+    assert run(
+        "verify", code, "--json", "--at", "59", "--digits", "8", stdin=RFC_KEY_SHA1
+    ).json() == {
+        "match": True,
+        "drift": 0,
+        "type": "totp",
+        "at": 59,
+        "step": 1,
+        "past": 1,
+        "future": 1,
+        "matched_step": 1,
+    }
+    result = run("verify", "00000000", "--json", "--at", "59", "--digits", "8", stdin=RFC_KEY_SHA1)
+    assert result.status == 1
+    assert {key: result.json()[key] for key in ("match", "reason", "step")} == {
+        "match": False,
+        "reason": "invalid",
+        "step": 1,
+    }
+
+
+@pytest.mark.parametrize("code", ["12345", "1234567", "12a456", "\u0661\u0662\u0663456", ""])
+def test_verify_malformed_code(run: RunCli, code: str) -> None:
+    """A code that cannot be 6 digits is no match (status 1), with the reason, never echoed."""
+    result = run("verify", code, "--at", "59", stdin=URI)
+    assert (result.status, result.out) == (1, "no match (a code is 6 digits)\n")
+    data = run("verify", code, "--at", "59", "--json", stdin=URI).json()
+    assert (data["match"], data["reason"]) == (False, "malformed")
+
+
+def test_verify_accepts_grouped_code(run: RunCli) -> None:
+    """The code as apps show it ("123 456") matches."""
+    code = TOTP(decode_secret(KEY)).generate(59)
+    assert run("verify", f"{code[:3]} {code[3:]}", "--at", "59", stdin=URI).status == 0
+
+
+def test_verify_uses_the_clock(run: RunCli) -> None:
+    """Without --at the runtime's clock decides the step."""
+    runtime = cli._Runtime(clock=lambda: 59.0)
+    result = run("verify", "94287082", "--digits", "8", stdin=RFC_KEY_SHA1, runtime=runtime)
+    assert result.out == "match: step 1, drift 0\n"
+
+
+def test_verify_hotp(run: RunCli) -> None:
+    """HOTP: the URI's counter, --counter, --look-ahead and the next counter to store."""
+    assert run("verify", RFC4226_CODES[7], stdin=HOTP_URI).out == "no match\n"
+    result = run("verify", RFC4226_CODES[7], "--look-ahead", "3", stdin=HOTP_URI)
+    assert (
+        result.status,
+        result.out,
+    ) == (0, "match: counter 7, drift 2 (store 8 as the next counter)\n")
+    data = run("verify", RFC4226_CODES[2], "--counter", "0", "--look-ahead", "5", "--json",
+               stdin=RFC_KEY_SHA1).json()  # fmt: skip
+    assert data == {
+        "match": True,
+        "drift": 2,
+        "type": "hotp",
+        "counter": 0,
+        "look_ahead": 5,
+        "matched_counter": 2,
+        "next_counter": 3,
+    }
+    failed = run("verify", "000000", "--json", stdin=HOTP_URI)
+    assert (failed.status, failed.json()["match"], failed.json()["reason"]) == (1, False, "invalid")
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "fragment"),
+    [
+        (["--past", "2"], HOTP_URI, "--past does not apply to HOTP keys"),
+        (["--future", "0"], HOTP_URI, "--future does not apply to HOTP keys"),
+        (["--at", "59"], HOTP_URI, "--at does not apply to HOTP keys"),
+        (["--look-ahead", "3"], URI, "--look-ahead does not apply to TOTP keys"),
+        (["--digits", "8"], URI, "--digits is for a raw secret"),
+        ([], "", "stdin is empty"),
+    ],
+    ids=["past-hotp", "future-hotp", "at-hotp", "look-ahead-totp", "digits-uri", "empty"],
+)
+def test_verify_errors(run: RunCli, argv: list[str], stdin: str, fragment: str) -> None:
+    """Every refusal of verify is one line, status 2, without the code or the secret."""
+    result = run("verify", "287082", *argv, stdin=stdin)
+    assert_error(result, fragment)
+    assert "287082" not in result.err
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def test_inspect_hides_the_secret(run: RunCli) -> None:
+    """inspect prints the fields and the key size, and nothing of the secret."""
+    result = run("inspect", stdin=URI)
+    assert result.status == 0
+    assert result.out == (
+        "type:        totp\n"
+        "issuer:      iSOMS\n"
+        "account:     alice@example.com\n"
+        "algorithm:   SHA1\n"
+        "digits:      6\n"
+        "period:      30 s\n"
+        "image:       (none)\n"
+        "secret:      (hidden: 160 bits; --show-secret prints it)\n"
+        "compatibility: no known problem in Google Authenticator, Microsoft Authenticator "
+        "or Authy\n"
+    )
+    assert KEY[:4] not in result.out
+
+
+def test_inspect_show_secret(run: RunCli) -> None:
+    """--show-secret prints the secret in canonical base32."""
+    result = run("inspect", "--show-secret", stdin=URI.replace(KEY, KEY.lower()))
+    assert f"secret:      {KEY} (160 bits)" in result.out
+    assert "spelling:    not canonical (secret-lower-case)" in result.out
+
+
+def test_inspect_argument_and_file(run: RunCli, tmp_path: Path) -> None:
+    """The URI may also come as an argument or from --uri-file, with the same report."""
+    (tmp_path / "uri").write_text(URI, encoding="utf-8")
+    expected = run("inspect", stdin=URI).out
+    assert expected == run("inspect", URI).out
+    assert expected == run("inspect", "--uri-file", str(tmp_path / "uri")).out
+
+
+def test_inspect_hotp_and_findings(run: RunCli) -> None:
+    """An HOTP URI shows its counter, and the findings warn about wrong codes."""
+    result = run("inspect", stdin=HOTP_URI + "&image=https%3A%2F%2Fexample.com%2Fl.png")
+    assert "counter:     5\n" in result.out
+    assert "image:       https://example.com/l.png\n" in result.out
+    assert "WARNING: Microsoft Authenticator would show WRONG CODES" in result.out
+    assert "- warning: Authy: HOTP support is unknown" in result.out
+
+
+def test_inspect_refusal_findings(run: RunCli) -> None:
+    """Refusals and a short legacy key are reported, not errors."""
+    padded = encode_secret(b"0123456789abcdef") + "%3D" * 6
+    result = run("inspect", stdin=f"otpauth://totp/A:b?secret={padded}&issuer=A&algorithm=sha1")
+    assert result.status == 0
+    assert "spelling:    not canonical (algorithm-lower-case, secret-padded)" in result.out
+    assert (
+        "WARNING: Google Authenticator Android and Google Authenticator iOS would refuse to add "
+        "the account"
+    ) in result.out
+    assert "WRONG CODES" not in result.out
+    legacy = run("inspect", stdin=f"otpauth://totp/a?secret={LEGACY_KEY}")
+    assert "secret:      (hidden: 80 bits; --show-secret prints it)" in legacy.out
+    assert "warning:     the secret is shorter than the 128 bits RFC 4226 requires" in legacy.out
+
+
+def test_inspect_json(run: RunCli) -> None:
+    """--json gives the fields, key size, quirks and findings; the secret only if asked."""
+    uri = HOTP_URI.replace("iSOMS:", "Other:")
+    data = run("inspect", "--json", stdin=uri).json()
+    assert {key: value for key, value in data.items() if key != "findings"} == {
+        "type": "hotp",
+        "issuer": "iSOMS",
+        "account": "token",
+        "algorithm": "SHA1",
+        "digits": 6,
+        "counter": 5,
+        "image": None,
+        "secret_bits": 160,
+        "quirks": ["issuer-mismatch"],
+        "canonical_uri_differs": True,
+    }
+    assert [f["rule"] for f in data["findings"]] == ["hotp", "hotp", "issuer-mismatch"]
+    shown = run("inspect", "--json", "--show-secret", stdin=URI).json()
+    assert (shown["secret"], shown["period"]) == (KEY, 30)
+
+
+def test_inspect_escapes_invisible_characters(run: RunCli) -> None:
+    """A label with a direction override is shown escaped, so it cannot disguise itself."""
+    uri = URI.replace("alice@", "alice%E2%80%AE@")
+    assert "account:     'alice\\u202e@example.com'\n" in run("inspect", stdin=uri).out
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "fragment"),
+    [
+        ([URI, "--uri-file", "x"], "", "give the URI once"),
+        ([], KEY, "stdin: the URI must start with otpauth://"),
+        ([URI.replace("iSOMS:", "a:b:")], "", "the URI argument: the label has more than one"),
+        ([" "], "", "the URI argument is empty"),
+        (["--uri-file", "missing"], "", "cannot read --uri-file 'missing'"),
+        ([], "", "stdin is empty; expected one otpauth:// URI"),
+    ],
+    ids=["argument-and-file", "secret-not-uri", "bad-argument", "blank-argument", "missing-file",
+         "empty-stdin"],
+)  # fmt: skip
+def test_inspect_errors(run: RunCli, argv: list[str], stdin: str, fragment: str) -> None:
+    """Every refusal of inspect is one line, status 2, without the secret."""
+    result = run("inspect", *argv, stdin=stdin)
+    assert_error(result, fragment)
+    assert KEY not in result.err
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def test_main_module(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m isoms_otp` runs main() and exits with its status."""
+    monkeypatch.setattr(sys, "argv", ["isoms-otp", "--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("isoms_otp", run_name="__main__")
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"isoms-otp {__version__}\n"
+
+
+def python_m(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``python -m isoms_otp`` on this checkout's source."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.run(
+        [sys.executable, "-m", "isoms_otp", *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_python_m_round_trip() -> None:
+    """`python -m isoms_otp`: enroll --json, then code and verify with the enrolled URI."""
+    enrolled = python_m("enroll", "--account", "alice@example.com", "--json")
+    assert (enrolled.returncode, enrolled.stderr) == (0, "")
+    uri = json.loads(enrolled.stdout)["uri"]
+    code = python_m("code", "--at", "1700000000", stdin=uri)
+    assert code.returncode == 0
+    verified = python_m("verify", code.stdout.strip(), "--at", "1700000000", stdin=uri)
+    assert (verified.returncode, verified.stdout) == (0, "match: step 56666666, drift 0\n")
+    wrong = python_m("verify", "000000", "--at", "1", stdin=uri)
+    assert (wrong.returncode, wrong.stdout) == (1, "no match\n")
+
+
+def test_python_m_error_has_no_traceback() -> None:
+    """A refused input in a real process: status 2, one stderr line, no traceback."""
+    result = python_m("code", stdin="otpauth://totp/a?secret=" + KEY + "&digits=9")
+    assert result.returncode == 2
+    assert result.stderr == "isoms-otp: error: stdin: the digits parameter must be from 6 to 8\n"
+
+
+def test_python_m_enroll_qr_decodes(decoder: ModuleType) -> None:
+    """The QR code a real process prints decodes to the URI it printed."""
+    result = python_m("enroll", "--account", "bob", "--issuer", "ACME Co")
+    uri = field(result.stdout, "uri")
+    assert [uri] == decode_modules(decoder, modules_from_terminal(qr_lines(result.stdout)))
+
+
+def test_watch_ctrl_c_in_a_real_process(tmp_path: Path) -> None:
+    """SIGINT ends a real `code --watch` with status 0, a final newline and no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    (tmp_path / "key").write_text(KEY, encoding="ascii")
+    with (
+        (tmp_path / "key").open("rb") as stdin,
+        subprocess.Popen(
+            [sys.executable, "-m", "isoms_otp", "code", "--watch"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        ) as process,
+    ):
+        assert process.stdout is not None
+        drawn = b""
+        while not drawn.endswith(b"s"):  # one full draw: "\rCODE  [bar]  NNs"
+            chunk = process.stdout.read(1)
+            assert chunk, "the watch ended before drawing"
+            drawn += chunk
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert re.fullmatch(rb"\r[0-9]{6}  \[[#-]{20}\]  [ 0-9]{2}s", drawn)
+    assert rest.endswith(b"\n")
+    assert b"Traceback" not in err
+
+
+def test_console_script() -> None:
+    """The installed `isoms-otp` console script runs (CI installs the package in its venv)."""
+    script = shutil.which("isoms-otp", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.fail(
+            f"no isoms-otp console script next to {sys.executable}: install the package "
+            "(pip install -e '.[test,qr]') into the interpreter that runs the tests"
+        )
+    result = subprocess.run(
+        [script, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (0, f"isoms-otp {__version__}\n") == (result.returncode, result.stdout)
+    code = subprocess.run(
+        [script, "code", "--at", "59", "--digits", "8"],
+        input=RFC_KEY_SHA1,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (code.returncode, code.stdout) == (0, "94287082\n")
