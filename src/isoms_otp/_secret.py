@@ -121,7 +121,7 @@ def check_secret(secret: object, *, allow_short_secret: bool) -> bytes:
     if size < LEGACY_MIN_SECRET_BYTES:
         raise InvalidSecretError(
             f"the secret is {size * 8} bits; even legacy keys must have at least "
-            f"{LEGACY_MIN_SECRET_BYTES * 8} bits (use generate_secret() for a new key)"
+            f"{LEGACY_MIN_SECRET_BYTES * 8} bits (make a new 160-bit key instead)"
         )
     if size < MIN_SECRET_BYTES and not allow_short_secret:
         raise InvalidSecretError(

@@ -119,7 +119,7 @@ _USE_SHA1 = "use algorithm SHA1 (the default) for app enrolment"
 _USE_6 = "use 6 digits (the default) for app enrolment"
 _USE_30 = "use a period of 30 seconds (the default) for app enrolment"
 _USE_TOTP = "use TOTP for app enrolment"
-_CANONICAL = "re-issue the URI with build_uri(), which writes the canonical spelling"
+_CANONICAL = "re-issue the URI in the canonical spelling (build_uri and isoms-otp enroll write it)"
 
 #: The knowledge base: one row per (behaviour, apps). Sources are GitHub issue/PR threads
 #: (owner/repo#number) unless stated; "open code" means Google's published source, which is older
