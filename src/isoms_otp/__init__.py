@@ -5,6 +5,8 @@ Public names are re-exported here; the modules behind them are private unless do
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._hotp import HOTP
 from ._match import Match
 from ._secret import decode_secret, encode_secret, generate_secret
@@ -19,7 +21,13 @@ from .exceptions import (
     OTPError,
     StoreError,
 )
+from .stores import MemoryStore, SQLiteStore, Store
+from .throttle import ThrottlePolicy
 from .uri import OTPAuthURI, build_uri, parse_uri
+from .verifier import Verdict, Verifier
+
+if TYPE_CHECKING:
+    from .stores.redis import RedisStore
 
 __version__ = "0.1.0"
 
@@ -32,10 +40,17 @@ __all__ = [
     "InvalidSecretError",
     "InvalidURIError",
     "Match",
+    "MemoryStore",
     "MissingExtraError",
     "OTPAuthURI",
     "OTPError",
+    "RedisStore",
+    "SQLiteStore",
+    "Store",
     "StoreError",
+    "ThrottlePolicy",
+    "Verdict",
+    "Verifier",
     "__version__",
     "build_uri",
     "check_compatibility",
@@ -45,3 +60,12 @@ __all__ = [
     "generate_secret",
     "parse_uri",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # RedisStore is resolved on first use so that the core imports without the redis extra.
+    if name == "RedisStore":
+        from .stores.redis import RedisStore  # noqa: PLC0415
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

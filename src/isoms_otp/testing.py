@@ -1,0 +1,66 @@
+"""Helpers for tests of code that uses isoms-otp, such as a fake clock to pass as ``clock``."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from .exceptions import ConfigurationError
+
+__all__ = ["FakeClock"]
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number of seconds (got {value!r})")
+    return float(value)
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it; call it like ``time.time``.
+
+    ``FakeClock(start)`` starts at ``start`` Unix seconds (default: 2023-11-14 22:13:20 UTC).
+    ``advance(seconds)`` moves it (a negative number moves it backwards, as a badly set server
+    clock would), ``set(at)`` jumps to ``at``. Safe to share between threads.
+
+    >>> clock = FakeClock(1_000)
+    >>> clock.advance(30)
+    1030.0
+    >>> clock()
+    1030.0
+    """
+
+    __slots__ = ("_lock", "_now")
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._lock = threading.Lock()
+        self._now = self._check(start)
+
+    @staticmethod
+    def _check(at: object) -> float:
+        now = _finite(at, "the time")
+        if now < 0:
+            raise ConfigurationError(f"the time must not be negative (got {at!r})")
+        return now
+
+    def __call__(self) -> float:
+        """Return the current fake time in Unix seconds."""
+        return self._now
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self._now!r})"
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock by ``seconds`` (negative goes backwards) and return the new time."""
+        step = _finite(seconds, "seconds")
+        with self._lock:
+            self._now = self._check(self._now + step)
+            return self._now
+
+    def set(self, at: float) -> float:
+        """Set the clock to ``at`` Unix seconds and return it."""
+        with self._lock:
+            self._now = self._check(at)
+            return self._now

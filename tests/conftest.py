@@ -1,0 +1,114 @@
+"""Shared fixtures: a real redis-server on a free loopback port, started and stopped here."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+#: Debian's package installs it here; `.ci/run` installs the package when it is missing.
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+#: How long a freshly started server may take to answer PING before the suite gives up.
+STARTUP_SECONDS = 20.0
+
+
+@dataclass
+class RedisServer:
+    """A redis-server child process listening on 127.0.0.1:port, without persistence."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The redis:// URL of database 0."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop the server and wait for it to exit."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as conn:
+        conn.sendall(b"PING\r\n")
+        return conn.recv(16).startswith(b"+PONG")
+    return False
+
+
+def start_redis(directory: Path) -> RedisServer:
+    """Start redis-server on a free loopback port; fail the test (never skip) if it cannot."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.fail(
+            "redis-server is not installed; install Debian's package: apt-get install redis-server"
+        )
+    for _attempt in range(3):  # another process may take the free port before the server binds it
+        port = _free_port()
+        process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--daemonize", "no",
+                "--dir", str(directory),
+                "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        server = RedisServer(process=process, port=port)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while process.poll() is None and time.monotonic() < deadline:
+            if _answers(port):
+                return server
+            time.sleep(0.02)
+        server.stop()
+    pytest.fail(f"redis-server ({REDIS_SERVER}) did not start on a loopback port")
+
+
+@pytest.fixture(scope="session")
+def redis_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_session: RedisServer) -> str:
+    """The session server's URL, with every database emptied for this test."""
+    import redis  # noqa: PLC0415 - the optional extra, needed only by Redis tests
+
+    with redis.Redis.from_url(redis_session.url) as client:
+        client.flushall()
+    return redis_session.url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server that a test may stop halfway."""
+    server = start_redis(tmp_path)
+    yield server
+    server.stop()
