@@ -45,7 +45,7 @@ ISSUER: Final = "iSOMS"
 #: How long a text-message code may be used after it was sent.
 SMS_LIFETIME: Final = 300.0
 
-#: Everything the user is told when something fails (``throttled`` takes the seconds).
+#: Everything the user is told when something fails (``throttled`` takes the ``wait``).
 MESSAGES: Final = {
     "failed": "Sign-in failed: check your username, password and code.",
     "replayed": (
@@ -53,7 +53,7 @@ MESSAGES: Final = {
         "then sign in again."
     ),
     "sms_replayed": "That code has already been used. Sign in again to get a new one.",
-    "throttled": "Too many failed attempts. Try again in {seconds} seconds.",
+    "throttled": "Too many failed attempts. Try again in {wait}.",
     "expired": "That code has expired. Sign in again to get a new one.",
     "confirm_failed": (
         "That code did not match. Scan the QR code shown here, check that your phone sets its "
@@ -146,7 +146,8 @@ def _security_headers(response: Response) -> Response:
 
 def _throttled(verdict: Verdict) -> tuple[str, dict[str, str]]:
     seconds = max(1, math.ceil(verdict.retry_after or 0))
-    return MESSAGES["throttled"].format(seconds=seconds), {"Retry-After": str(seconds)}
+    wait = "1 second" if seconds == 1 else f"{seconds} seconds"
+    return MESSAGES["throttled"].format(wait=wait), {"Retry-After": str(seconds)}
 
 
 def _refuse(verdict: Verdict, *, replayed: str, template: str) -> ResponseReturnValue:
