@@ -18,10 +18,18 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+
+try:
+    import zxingcpp
+    from PIL import Image
+    from playwright.sync_api import Page, sync_playwright
+except ImportError:  # need_tools() turns this into a failure with an install hint
+    pass
 
 from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, create_app
 from isoms_otp.demo.db import DemoDB
@@ -42,7 +50,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "demo"
 PERIOD = 30
 MARGIN = 3.0
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - the seeded test account's
 
 
 def need_tools() -> None:
@@ -100,6 +108,7 @@ def wrong_code(secret: str) -> str:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """Serve the demo on a free loopback port, with alice seeded; yield its base URL."""
+    need_tools()
     from werkzeug.serving import make_server  # noqa: PLC0415
 
     db_path = str(tmp_path / "demo.sqlite3")
@@ -116,110 +125,126 @@ def server(tmp_path: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@dataclass
+class Walk:
+    """One browser tab on the demo, with the moves a user makes and a screenshot per step."""
+
+    page: Page
+    server: str
+    shots: Iterator[int] = field(default_factory=lambda: iter(range(1, 100)))
+
+    def shot(self, name: str, page: Page | None = None) -> None:
+        """Save a full-page screenshot as the next numbered artifact."""
+        path = ARTIFACTS / f"{next(self.shots):02d}-{name}.png"
+        (page or self.page).screenshot(path=path, full_page=True)
+
+    def sign_in(self, code: str = "") -> None:
+        """Fill in the one sign-in screen and press the button once."""
+        self.page.goto(f"{self.server}/sign-in")
+        self.page.fill("input[name=username]", "alice")
+        self.page.fill("input[name=password]", PASSWORD)
+        self.page.fill("input[name=code]", code)
+        self.page.click("#sign-in button[type=submit]")
+
+    def menu(self, item: str) -> None:
+        """Open the menu under the user's name (top right) and choose ``item``."""
+        self.page.click("#user-menu summary")
+        self.page.locator("#user-menu nav").get_by_text(item).click()
+
+    def error(self) -> str:
+        """Return the error message shown on the page."""
+        return self.page.locator("#error").inner_text()
+
+    def welcome(self) -> str:
+        """Return the home page's greeting."""
+        return self.page.locator("#welcome").inner_text()
+
+
+def sign_in_by_sms(walk: Walk) -> None:
+    """Sign in as before: username and password, then the code from the (simulated) SMS."""
+    walk.sign_in()
+    assert walk.page.url.endswith("/sign-in/sms")
+    walk.shot("sms-step")
+    outbox = walk.page.context.new_page()
+    outbox.goto(f"{walk.server}/outbox")
+    walk.shot("outbox", outbox)
+    assert "alice" == outbox.locator("#outbox tbody tr .recipient").first.inner_text()
+    body = outbox.locator("#outbox tbody tr .body").first.inner_text()
+    outbox.close()
+    sms_code = re.search(r"\b(\d{6})\b", body)
+    assert sms_code is not None
+    walk.page.fill("input[name=code]", sms_code.group(1))
+    walk.page.click("#sms-code button[type=submit]")
+    assert "Welcome, alice" == walk.welcome()
+    walk.shot("signed-in-by-sms")
+
+
+def scan_qr(walk: Walk) -> str:
+    """Screenshot the QR code, decode it with zxing-cpp and return the secret it carries."""
+    qr = walk.page.locator("#totp-qr")
+    picture = qr.screenshot(path=ARTIFACTS / f"{next(walk.shots):02d}-qr-code.png")
+    (barcode,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(picture)))
+    # Parsed by hand with the standard library, not with isoms_otp.uri.
+    uri = urlsplit(barcode.text)
+    query = parse_qs(uri.query, strict_parsing=True)
+    assert ("otpauth", "totp", "iSOMS:alice") == (uri.scheme, uri.netloc, unquote(uri.path[1:]))
+    assert ["iSOMS"] == query["issuer"]
+    return query["secret"][0]
+
+
+def activate_totp(walk: Walk) -> tuple[str, int]:
+    """TOTP Configuration, Activate TOTP, scan, confirm; return the secret and the used step."""
+    walk.menu("TOTP Configuration")
+    walk.shot("totp-configuration")
+    walk.page.click("#activate button")
+    walk.page.locator("#totp-qr").wait_for()
+    walk.shot("activate-totp")
+    secret = scan_qr(walk)
+    assert secret == walk.page.locator("#manual-key").inner_text().replace(" ", "")
+    code, step = fresh_code(secret)
+    walk.page.fill("#confirm input[name=code]", code)
+    walk.page.click("#confirm button")
+    assert "TOTP is active" in walk.page.locator("#totp-status").inner_text()
+    walk.shot("totp-active")
+    return secret, step
+
+
 def test_whole_flow_in_chromium(server: str) -> None:
     """SMS sign-in, Activate TOTP by scanning the QR code, TOTP sign-in, reuse and throttle."""
-    need_tools()
-    from PIL import Image  # noqa: PLC0415
-    from playwright.sync_api import Page, sync_playwright  # noqa: PLC0415
-    import zxingcpp  # noqa: PLC0415
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shots = iter(range(1, 100))
-
-    def shot(page: Page, name: str) -> None:
-        page.screenshot(path=ARTIFACTS / f"{next(shots):02d}-{name}.png", full_page=True)
-
-    def error_text(page: Page) -> str:
-        return page.locator("#error").inner_text()
-
-    def sign_in(page: Page, code: str = "") -> None:
-        page.goto(f"{server}/sign-in")
-        page.fill("input[name=username]", "alice")
-        page.fill("input[name=password]", PASSWORD)
-        page.fill("input[name=code]", code)
-        page.click("#sign-in button[type=submit]")
-
-    def open_menu_item(page: Page, item: str) -> None:
-        page.click("#user-menu summary")
-        page.locator("#user-menu nav").get_by_text(item).click()
-
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 900, "height": 760})
+            walk = Walk(browser.new_page(viewport={"width": 900, "height": 760}), server)
+            sign_in_by_sms(walk)
+            secret, confirmed_step = activate_totp(walk)
 
-            # 1. Sign in as before: username and password, then the code from the text message.
-            sign_in(page)
-            assert page.url.endswith("/sign-in/sms")
-            shot(page, "sms-step")
-            outbox = browser.new_page()
-            outbox.goto(f"{server}/outbox")
-            shot(outbox, "outbox")
-            assert "alice" == outbox.locator("#outbox tbody tr .recipient").first.inner_text()
-            body = outbox.locator("#outbox tbody tr .body").first.inner_text()
-            sms_code = re.search(r"\b(\d{6})\b", body)
-            assert sms_code is not None
-            page.fill("input[name=code]", sms_code.group(1))
-            page.click("#sms-code button[type=submit]")
-            assert "Welcome, alice" == page.locator("#welcome").inner_text()
-            shot(page, "signed-in-by-sms")
-
-            # 2. Top right: the name opens the menu; TOTP Configuration; Activate TOTP.
-            open_menu_item(page, "TOTP Configuration")
-            shot(page, "totp-configuration")
-            page.click("#activate button")
-            qr = page.locator("#totp-qr")
-            qr.wait_for()
-            shot(page, "activate-totp")
-            picture = qr.screenshot(path=ARTIFACTS / f"{next(shots):02d}-qr-code.png")
-
-            # "Scan" it: a real QR decoder reads the screenshot; the URI is parsed by hand here.
-            (barcode,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(picture)))
-            uri = urlsplit(barcode.text)
-            query = parse_qs(uri.query, strict_parsing=True)
-            assert ("otpauth", "totp", "iSOMS:alice") == (
-                uri.scheme,
-                uri.netloc,
-                unquote(uri.path[1:]),
-            )
-            assert ["iSOMS"] == query["issuer"]
-            secret = query["secret"][0]
-            manual_key = page.locator("#manual-key").inner_text().replace(" ", "")
-            assert secret == manual_key
-
-            code, confirmed_step = fresh_code(secret)
-            page.fill("#confirm input[name=code]", code)
-            page.click("#confirm button")
-            assert "TOTP is active" in page.locator("#totp-status").inner_text()
-            shot(page, "totp-active")
-
-            # 3. Sign out; sign in with username, password and TOTP code on one screen.
-            open_menu_item(page, "Sign out")
-            assert page.url.endswith("/sign-in")
-            # The confirmation used its step up: the first sign-in needs the next step's code.
+            # Sign out; then username, password and TOTP code on one screen, one press. The
+            # confirmation used its step up, so the first sign-in needs a later step's code.
+            walk.menu("Sign out")
+            assert walk.page.url.endswith("/sign-in")
             code, _ = fresh_code(secret, after_step=confirmed_step)
-            sign_in(page, code)
-            assert "Welcome, alice" == page.locator("#welcome").inner_text()
-            shot(page, "signed-in-by-totp")
+            walk.sign_in(code)
+            assert "Welcome, alice" == walk.welcome()
+            walk.shot("signed-in-by-totp")
 
             # The same code a second time is refused, with its own message.
-            open_menu_item(page, "Sign out")
-            sign_in(page, code)
-            assert MESSAGES["replayed"] == error_text(page)
-            shot(page, "code-reused")
+            walk.menu("Sign out")
+            walk.sign_in(code)
+            assert MESSAGES["replayed"] == walk.error()
+            walk.shot("code-reused")
 
-            # Repeated wrong codes lead to the throttling message within max_failures tries.
+            # Repeated wrong codes reach the throttling message within max_failures tries.
             wrong = wrong_code(secret)
             messages = []
             for _ in range(DEMO_POLICY.max_failures):
-                sign_in(page, wrong)
-                messages.append(error_text(page))
+                walk.sign_in(wrong)
+                messages.append(walk.error())
                 if messages[-1].startswith("Too many failed attempts"):
                     break
-            shot(page, "throttled")
-            assert re.fullmatch(
-                r"Too many failed attempts\. Try again in (1 second|\d+ seconds)\.", messages[-1]
-            )
+            walk.shot("throttled")
+            throttled = r"Too many failed attempts\. Try again in (1 second|\d+ seconds)\."
+            assert re.fullmatch(throttled, messages[-1])
             assert set(messages[:-1]) <= {MESSAGES["failed"]}
         finally:
             browser.close()
