@@ -215,7 +215,8 @@ def test_whole_flow_in_chromium(server: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            walk = Walk(browser.new_page(viewport={"width": 900, "height": 760}), server)
+            context = browser.new_context(viewport={"width": 900, "height": 760})
+            walk = Walk(context.new_page(), server)
             sign_in_by_sms(walk)
             secret, confirmed_step = activate_totp(walk)
 
