@@ -114,8 +114,9 @@ def qr_terminal(uri: str) -> str:
     text holds the secret: do not log it. Raises as :func:`qr_svg` does.
     """
     rows = [list(row) for row in _make(uri).matrix_iter(scale=1, border=BORDER)]
-    if len(rows) % 2:  # the last cell row has no bottom module: extend the quiet zone
-        rows.append([0] * len(rows[0]))
+    # A QR code is 4 * version + 17 modules wide, plus two quiet zones: always an odd number of
+    # rows. The last line of cells has no bottom row, so one more light row widens the quiet zone.
+    rows.append([0] * len(rows[0]))
     lines = []
     for top, bottom in zip(rows[::2], rows[1::2], strict=True):
         cells = []

@@ -22,11 +22,11 @@ from typing import Final, Literal
 from urllib.parse import quote, unquote_to_bytes
 
 from ._hmac import normalize_algorithm
-from ._hotp import HOTP
+from ._hotp import HOTP, check_counter
 from ._limits import MAX_COUNTER, MAX_DIGITS, MAX_PERIOD, MIN_DIGITS
 from ._secret import decode_secret, encode_secret
 from ._totp import TOTP
-from .exceptions import InvalidSecretError, InvalidURIError
+from .exceptions import ConfigurationError, InvalidSecretError, InvalidURIError
 
 __all__ = ["MAX_URI_LENGTH", "OTPAuthURI", "Quirk", "build_uri", "parse_uri"]
 
@@ -93,10 +93,10 @@ class OTPAuthURI:
         elif isinstance(otp, HOTP):
             if self.counter is None:
                 raise InvalidURIError("an HOTP URI needs counter= (the next counter value)")
-            if type(self.counter) is not int:
-                raise TypeError(f"counter must be an int, not {type(self.counter).__name__}")
-            if not 0 <= self.counter <= MAX_COUNTER:
-                raise InvalidURIError("counter must be from 0 to 2**64-1")
+            try:
+                check_counter(self.counter)
+            except ConfigurationError as exc:
+                raise InvalidURIError(str(exc)) from exc
         else:
             raise TypeError(f"otp must be a TOTP or an HOTP, not {type(otp).__name__}")
         _check_label_part(self.account, "account")
@@ -114,7 +114,9 @@ class OTPAuthURI:
             if type(self.image) is not str:
                 raise TypeError(f"image must be a str or None, not {type(self.image).__name__}")
             if _CONTROL.search(self.image):
-                raise InvalidURIError("the image URL contains a control character")
+                raise InvalidURIError(
+                    "the image URL contains a control character or a lone surrogate"
+                )
             if not self.image.startswith(_IMAGE_SCHEME) or len(self.image) == len(_IMAGE_SCHEME):
                 raise InvalidURIError("the image must be an https:// URL")
         uri = _render(self)

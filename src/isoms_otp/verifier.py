@@ -135,11 +135,13 @@ class Verifier:
         ``code`` must be a str (``TypeError`` otherwise).
         """
         _check_user(user)
+        if not isinstance(otp, (TOTP, HOTP)):
+            raise TypeError(f"otp must be a TOTP or HOTP, not {type(otp).__name__}")
         now = self._now()
         wanted = normalize_code(code, otp.digits)
         match: Match | None = None
         kind: Kind
-        if type(otp) is TOTP:
+        if isinstance(otp, TOTP):
             kind = "totp"
             if wanted is not None:
                 match = otp.verify(wanted, at=now, past=self.past, future=self.future)
@@ -147,15 +149,13 @@ class Verifier:
             # re-enrolment with another period or t0 neither locks the user out nor reopens codes.
             start = None if match is None else otp.t0 + match.step * otp.period
             keep_until = 0 if start is None else start + (MAX_TOTP_WINDOW + 1) * otp.period
-        elif type(otp) is HOTP:
+        else:
             kind = "hotp"
             counter = self._next_counter(user)
             if wanted is not None and counter <= MAX_COUNTER:
                 match = otp.verify(wanted, counter=counter, look_ahead=self.look_ahead)
             start = None if match is None else match.step
             keep_until = 0
-        else:
-            raise TypeError(f"otp must be a TOTP or HOTP, not {type(otp).__name__}")
         outcome = self.store.settle(
             user,
             now=now,
@@ -187,7 +187,7 @@ class Verifier:
         TOTP (a clock needs no resynchronisation) or non-``str`` codes.
         """
         _check_user(user)
-        if type(otp) is not HOTP:
+        if not isinstance(otp, HOTP):
             raise TypeError(f"resync needs an HOTP, not {type(otp).__name__}")
         now = self._now()
         first = normalize_code(code1, otp.digits)

@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,8 @@ from isoms_otp import (
     Verdict,
     Verifier,
 )
+from isoms_otp.stores import Settlement, decide
+from isoms_otp.stores._base import EMPTY
 from isoms_otp.testing import FakeClock
 
 SECRET = bytes(range(20))
@@ -382,6 +385,33 @@ class StoreContract:
         guesses = [f"{(right + 1 + n) % 10**6:06d}" for n in range(THREADS)]
         reasons = run_together(THREADS, lambda i: verifier.verify("alice", totp, guesses[i]))
         assert Counter({"invalid": limit, "throttled": THREADS - limit}) == reasons
+
+
+class RacyStore(MemoryStore):
+    """A deliberately broken store: read, then check, then write (what the contract forbids)."""
+
+    __slots__ = ("_barrier",)
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self._barrier = threading.Barrier(parties)
+
+    def settle(self, user: str, **kwargs: Any) -> Settlement:
+        state = self._users.get(user, EMPTY)
+        self._barrier.wait()  # every request reads before any writes: the race, made certain
+        new, outcome = decide(state, **kwargs)
+        if new is not None:
+            self._users[user] = new
+        return outcome
+
+
+def test_race_harness_catches_check_then_set() -> None:
+    """The race tests can fail: a read-check-write store accepts one code many times."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    verifier = Verifier(RacyStore(THREADS), clock=clock, policy=LENIENT)
+    code = totp.generate(START)
+    reasons = run_together(THREADS, lambda _: verifier.verify("alice", totp, code))
+    assert Counter({"accepted": THREADS}) == reasons
 
 
 class TestMemoryStore(StoreContract):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._base import Kind, Reason, Settlement, Store, UserState, decide, removable
+from ._base import Failure, Kind, Reason, Settlement, Store, UserState, decide, removable
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .redis import RedisStore
 
 __all__ = [
+    "Failure",
     "Kind",
     "MemoryStore",
     "Reason",

@@ -6,12 +6,12 @@ inside their lock or transaction, and the Redis store runs the same rules as one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from isoms_otp.throttle import ThrottlePolicy
 
-__all__ = ["Kind", "Reason", "Settlement", "Store", "UserState", "decide", "removable"]
+__all__ = ["Failure", "Kind", "Reason", "Settlement", "Store", "UserState", "decide", "removable"]
 
 #: Which high-water mark a verification claims: TOTP steps and HOTP counters never mix.
 Kind = Literal["totp", "hotp"]
@@ -73,16 +73,22 @@ def decide(
     if state.blocked_until > now:
         return None, Settlement(reason="throttled", retry_after=state.blocked_until - now)
     mark = state.totp if kind == "totp" else state.hotp
+    # UserState(...) rather than dataclasses.replace: this is the hot path of two stores.
     if step is not None and (mark is None or step > mark):
         if kind == "totp":
-            new = replace(state, totp=step, failures=0, blocked_until=0.0, keep_until=keep_until)
+            new = UserState(totp=step, hotp=state.hotp, keep_until=keep_until)
         else:
-            new = replace(state, hotp=step, failures=0, blocked_until=0.0)
+            new = UserState(totp=state.totp, hotp=step, keep_until=state.keep_until)
         return new, ACCEPTED
     failures = state.failures + 1
     delay = policy.schedule[min(failures, policy.max_failures) - 1]
-    blocked = now + delay if delay > 0 else 0.0
-    new = replace(state, failures=failures, blocked_until=blocked)
+    new = UserState(
+        totp=state.totp,
+        hotp=state.hotp,
+        failures=failures,
+        blocked_until=now + delay if delay > 0 else 0.0,
+        keep_until=state.keep_until,
+    )
     if step is not None:
         return new, REPLAYED
     return new, (MALFORMED if failure == "malformed" else INVALID)

@@ -27,8 +27,7 @@ _FIELDS: Final = {"totp": "t", "hotp": "h"}
 # The rules of stores._base.decide, as one script: Redis runs a script atomically, so the read
 # and the writes of a verification cannot interleave with another client's. Everything is read
 # and checked before the first write, so a script error never leaves a half-written user. Marks
-# stay decimal strings (compared by length, then bytes) because Lua numbers are doubles and HOTP
-# counters reach 2**64-1.
+# stay decimal strings because Lua numbers are doubles and HOTP counters reach 2**64-1.
 _SETTLE: Final = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -40,12 +39,34 @@ local function number(text)
   if not value then error('isoms-otp: a stored number is corrupt') end
   return value
 end
+-- a > b for decimal strings without leading zeros, exact beyond 2**53 and free of the locale
+-- collation that Lua's string `>` would use: by length, then 15 digits at a time.
+local function above(a, b)
+  if #a ~= #b then return #a > #b end
+  for i = 1, #a, 15 do
+    local x, y = tonumber(string.sub(a, i, i + 14)), tonumber(string.sub(b, i, i + 14))
+    if x ~= y then return x > y end
+  end
+  return false
+end
+-- Expire `key` `seconds` from now; beyond ~31,000 years (or absurd clocks) just keep it, so that
+-- PEXPIRE can never fail after a write.
+local function expire(key, seconds)
+  local ms = math.ceil(seconds * 1000)
+  if ms > 1e15 then
+    redis.call('PERSIST', key)
+  else
+    redis.call('PEXPIRE', key, math.max(1, ms))
+  end
+end
 local blocked, mark, failures = number(state[1]), state[2], number(state[3])
-if mark and not string.match(mark, '^%d+$') then error('isoms-otp: a stored mark is corrupt') end
+if mark and not (mark == '0' or string.match(mark, '^[1-9]%d*$')) then
+  error('isoms-otp: a stored mark is corrupt')
+end
 if blocked > now then
   return {'throttled', string.format('%.17g', blocked - now)}
 end
-if step ~= '' and (not mark or #step > #mark or (#step == #mark and step > mark)) then
+if step ~= '' and (not mark or above(step, mark)) then
   redis.call('HSET', key, field, step, 'f', '0', 'b', '0')
   if field == 't' then
     redis.call('HSET', key, 'k', keep)
@@ -53,7 +74,7 @@ if step ~= '' and (not mark or #step > #mark or (#step == #mark and step > mark)
   if field == 'h' or state[4] then
     redis.call('PERSIST', key)
   else
-    redis.call('PEXPIRE', key, math.max(1, math.ceil((tonumber(keep) - now) * 1000)))
+    expire(key, tonumber(keep) - now)
   end
   return {'accepted', ''}
 end
@@ -82,7 +103,8 @@ redis.call('HSET', key, 'f', '0', 'b', '0')
 if state[1] then
   redis.call('PERSIST', key)
 elseif keep > now then
-  redis.call('PEXPIRE', key, math.ceil((keep - now) * 1000))
+  local ms = math.ceil((keep - now) * 1000)
+  if ms > 1e15 then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ms) end
 else
   redis.call('DEL', key)
 end
@@ -230,7 +252,4 @@ class RedisStore:
 
     def close(self) -> None:
         """Close the client's connections."""
-        try:
-            self._client.close()
-        except redis.RedisError as exc:
-            raise self._fail(exc) from exc
+        self._client.close()

@@ -106,8 +106,12 @@ class SQLiteStore:
         self._abandoned: list[sqlite3.Connection] = []
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
-        with self._lock:
-            self._run(self._create)
+        try:
+            with self._lock:
+                self._run(self._create)
+        except StoreError:
+            self.close()  # a refused file must not leave a connection open
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
@@ -136,14 +140,17 @@ class SQLiteStore:
             self._conn = self._connect()
         return self._conn
 
-    def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _run(self, operation: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
         """Run ``operation`` in one immediate transaction; any failure rolls back and fails closed.
 
-        The caller holds ``self._lock``.
+        ``write=False`` runs a single read without taking the write lock (WAL readers see the
+        last committed state). The caller holds ``self._lock``.
         """
         conn = None
         try:
             conn = self._connection()
+            if not write:
+                return operation(conn)
             conn.execute("BEGIN IMMEDIATE")
             result = operation(conn)
             conn.execute("COMMIT")
@@ -217,7 +224,7 @@ class SQLiteStore:
             return state.totp if kind == "totp" else state.hotp
 
         with self._lock:
-            return self._run(operation)
+            return self._run(operation, write=False)
 
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s failures and lock; the replay marks stay."""

@@ -1,0 +1,227 @@
+"""SQLiteStore beyond the contract: pruning, persistence, failing closed, forks."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from isoms_otp import HOTP, TOTP, ConfigurationError, SQLiteStore, StoreError, ThrottlePolicy
+from isoms_otp import Verifier as _Verifier
+from isoms_otp.stores import UserState, decide
+from isoms_otp.testing import FakeClock
+
+SECRET = bytes(range(20))
+START = 30 * 56_666_667 + 10
+POLICY = ThrottlePolicy(max_failures=3, base_delay=0)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "otp.sqlite3"
+
+
+@pytest.fixture
+def opened() -> Iterator[Callable[..., SQLiteStore]]:
+    """Open SQLiteStores that are closed after the test (unclosed connections warn)."""
+    stores: list[SQLiteStore] = []
+
+    def open_store(*args: Any, **kwargs: Any) -> SQLiteStore:
+        stores.append(SQLiteStore(*args, **kwargs))
+        return stores[-1]
+
+    yield open_store
+    for store in stores:
+        store.close()
+
+
+def verifier(store: SQLiteStore, clock: FakeClock) -> _Verifier:
+    return _Verifier(store, clock=clock, policy=POLICY)
+
+
+def rows(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT * FROM isoms_otp_users ORDER BY user").fetchall()
+
+
+def test_state_survives_reopening(path: Path) -> None:
+    """A used code stays used for a new store object (another process) on the same file."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    first = SQLiteStore(path)
+    assert "accepted" == verifier(first, clock).verify("alice", totp, totp.generate(START)).reason
+    first.close()
+    second = SQLiteStore(path)
+    assert "replayed" == verifier(second, clock).verify("alice", totp, totp.generate(START)).reason
+    second.close()
+
+
+def test_prune_counts_and_keeps(path: Path, opened: Callable[..., SQLiteStore]) -> None:
+    """prune drops TOTP-only users once their mark cannot matter, and nothing else."""
+    clock, totp, hotp = FakeClock(START), TOTP(SECRET), HOTP(SECRET)
+    store = opened(path)
+    check = verifier(store, clock)
+    assert check.verify("t1", totp, totp.generate(START))
+    assert check.verify("t2", totp, totp.generate(START))
+    assert check.verify("h", hotp, hotp.generate(0))
+    assert not check.verify("f", totp, "000000")
+    assert 0 == check.prune()
+    clock.advance(11 * 30)  # the mark's step is now 11 steps back: below every window
+    assert 2 == check.prune()
+    assert ["f", "h"] == [row[0] for row in rows(path)]
+    assert 0 == check.prune()
+
+
+def test_marks_are_exact_text(path: Path, opened: Callable[..., SQLiteStore]) -> None:
+    """HOTP counters up to 2**64-1 are stored exactly (SQLite integers stop at 2**63-1)."""
+    store = opened(path)
+    outcome = store.settle(
+        "h", now=START, kind="hotp", step=2**64 - 1, failure="invalid", keep_until=0,
+        policy=POLICY,
+    )  # fmt: skip
+    assert "accepted" == outcome.reason
+    assert [("h", None, str(2**64 - 1), 0, 0.0, 0.0)] == rows(path)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("failures", "'many'"),
+        ("failures", "-1"),
+        ("blocked_until", "'soon'"),
+        ("hotp", "'12x'"),
+        ("totp", "X'37'"),
+    ],
+    ids=["failures-text", "failures-negative", "blocked-text", "hotp-junk", "totp-blob"],
+)
+def test_corrupt_row_fails_closed(
+    path: Path, column: str, value: str, opened: Callable[..., SQLiteStore]
+) -> None:
+    """A row this module would not have written raises StoreError, never a verdict."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    store = opened(path)
+    assert not verifier(store, clock).verify("alice", totp, "000000")
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE isoms_otp_users SET {column} = {value}")  # noqa: S608
+    with pytest.raises(StoreError, match="SQLite store") as caught:
+        verifier(store, clock).verify("alice", totp, totp.generate(START))
+    assert totp.generate(START) not in str(caught.value)
+
+
+def test_failed_write_leaves_nothing_behind(path: Path, opened: Callable[..., SQLiteStore]) -> None:
+    """If the write of a settle fails, the transaction rolls back: no half-written state."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    store = opened(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON isoms_otp_users "
+            "BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END"
+        )
+    with pytest.raises(StoreError, match="disk full"):
+        verifier(store, clock).verify("alice", totp, totp.generate(START))
+    assert [] == rows(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    assert "accepted" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
+
+
+def test_busy_database_fails_closed(path: Path, opened: Callable[..., SQLiteStore]) -> None:
+    """A write lock held elsewhere past the timeout gives StoreError; then it works again."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    store = opened(path, timeout=0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreError, match="locked"):
+        verifier(store, clock).verify("alice", totp, totp.generate(START))
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert "accepted" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
+
+
+def test_unopenable_path(tmp_path: Path) -> None:
+    """A path that cannot be opened fails at construction with StoreError."""
+    with pytest.raises(StoreError, match="SQLite store"):
+        SQLiteStore(tmp_path / "missing-directory" / "otp.sqlite3")
+
+
+def test_other_schema_version_refused(path: Path) -> None:
+    """A file written by another schema version is refused, not guessed at."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="schema version 99") as caught:
+        SQLiteStore(path)
+    assert "use a matching isoms-otp" in str(caught.value)
+
+
+def test_wal_mode(path: Path) -> None:
+    """The file is in WAL mode, so readers never block the writer."""
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_memory_database(opened: Callable[..., SQLiteStore]) -> None:
+    """ ":memory:" works (private to the object), for tests."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    store = opened(":memory:")
+    assert "SQLiteStore(':memory:')" == repr(store)
+    assert verifier(store, clock).verify("alice", totp, totp.generate(START))
+
+
+def test_new_connection_after_fork(path: Path) -> None:
+    """A store used in another process (after fork) opens its own connection."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    store = SQLiteStore(path)
+    assert verifier(store, clock).verify("alice", totp, totp.generate(START))
+    inherited = store._conn
+    store._pid = -1  # what os.getpid() differing from the creator's pid means: a forked child
+    assert "replayed" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
+    assert store._conn is not inherited
+    assert [inherited] == store._abandoned
+    own = store._conn
+    store._pid = -1
+    store.close()  # not this process's connection: left alone, never closed
+    assert own is not None
+    own.execute("SELECT 1")
+    store._pid = -1  # a fork of a closed store: nothing to abandon
+    assert "replayed" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
+    assert [inherited] == store._abandoned
+    store.close()
+    for conn in (inherited, own):
+        assert conn is not None
+        conn.close()
+
+
+def test_not_a_database(path: Path) -> None:
+    """A file that is not an SQLite database fails with StoreError."""
+    path.write_bytes(b"this is not an SQLite database, but it is long enough to look at" * 2)
+    with pytest.raises(StoreError, match="not a database"):
+        SQLiteStore(path)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [("1", TypeError), (True, TypeError), (0, ConfigurationError), (601, ConfigurationError)],
+    ids=["str", "bool", "zero", "too-long"],
+)
+def test_timeout_validated(path: Path, timeout: object, error: type[Exception]) -> None:
+    """The timeout must be a number of seconds in (0, 600]."""
+    with pytest.raises(error, match="timeout"):
+        SQLiteStore(path, timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_path_type(path: Path) -> None:
+    """The path must be a str or os.PathLike."""
+    with pytest.raises(TypeError, match="path"):
+        SQLiteStore(3)  # type: ignore[arg-type]
+
+
+def test_decide_is_pure() -> None:
+    """decide() never mutates the state it is given."""
+    state = UserState(failures=1)
+    new, outcome = decide(
+        state, now=10.0, kind="hotp", step=None, failure="invalid", keep_until=0, policy=POLICY
+    )
+    assert (UserState(failures=1), "invalid", 2) == (state, outcome.reason, new and new.failures)

@@ -1,0 +1,241 @@
+"""The Verifier: configuration, verdicts, the clock, and what it hands the store."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from isoms_otp import (
+    HOTP,
+    TOTP,
+    ConfigurationError,
+    Match,
+    MemoryStore,
+    StoreError,
+    ThrottlePolicy,
+    Verdict,
+    Verifier,
+)
+from isoms_otp.stores import Settlement
+from isoms_otp.testing import FakeClock
+
+SECRET = bytes(range(20))
+START = 30 * 56_666_667 + 10
+
+
+class Recording(MemoryStore):
+    """A MemoryStore that remembers what settle was asked."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, Any]] = []
+
+    def settle(self, user: str, **kwargs: Any) -> Settlement:
+        self.calls.append({"user": user, **kwargs})
+        return super().settle(user, **kwargs)
+
+
+class Broken(MemoryStore):
+    """A store whose backend is down."""
+
+    def settle(self, user: str, **kwargs: Any) -> Settlement:  # noqa: ARG002
+        raise StoreError("the test store is down")
+
+
+class CountingClock(FakeClock):
+    """A fake clock that counts how often it is read."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self, start: float) -> None:
+        super().__init__(start)
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return super().__call__()
+
+
+def test_defaults() -> None:
+    """Defaults: window one step each way, HOTP look-ahead 5, resync 1000, the default policy."""
+    verifier = Verifier(MemoryStore())
+    assert (1, 1, 5, 1000, ThrottlePolicy()) == (
+        verifier.past, verifier.future, verifier.look_ahead, verifier.resync_window,
+        verifier.policy,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"store": object()}, TypeError, "Store protocol"),
+        ({"policy": {"max_failures": 3}}, TypeError, "ThrottlePolicy"),
+        ({"clock": 1_700_000_000}, TypeError, "callable"),
+        ({"past": 11}, ConfigurationError, "past"),
+        ({"future": -1}, ConfigurationError, "future"),
+        ({"look_ahead": 101}, ConfigurationError, "look_ahead"),
+        ({"look_ahead": 2.0}, TypeError, "look_ahead"),
+        ({"resync_window": 0}, ConfigurationError, "resync_window"),
+        ({"resync_window": 10_001}, ConfigurationError, "resync_window"),
+    ],
+    ids=[
+        "store", "policy", "clock", "past", "future", "look-ahead", "look-ahead-float",
+        "resync-zero", "resync-huge",
+    ],
+)  # fmt: skip
+def test_configuration_validated(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Bad settings fail at construction, not on the first login."""
+    store = options.pop("store", MemoryStore())
+    with pytest.raises(error, match=message):
+        Verifier(store, **options)
+
+
+def test_verdict_truthiness() -> None:
+    """A Verdict is truthy exactly when ok, so `if verifier.verify(...)` is safe."""
+    accepted = Verdict(reason="accepted", match=Match(step=0, drift=0))
+    refused = [Verdict(reason=r) for r in ("invalid", "malformed", "replayed", "throttled")]
+    assert (True, True) == (accepted.ok, bool(accepted))
+    assert [False] * 4 == [v.ok for v in refused] == [bool(v) for v in refused]
+
+
+def test_verdict_validated_and_frozen() -> None:
+    """Unknown reasons are refused; verdicts cannot be edited."""
+    with pytest.raises(ConfigurationError, match="reason"):
+        Verdict(reason="maybe")  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Verdict(reason="invalid").ok = True  # type: ignore[misc]
+
+
+def test_clock_read_once() -> None:
+    """Each verification reads the clock exactly once and hands that time down."""
+    clock, store, totp, hotp = CountingClock(START), Recording(), TOTP(SECRET), HOTP(SECRET)
+    verifier = Verifier(store, clock=clock)
+    verifier.verify("alice", totp, totp.generate(START))
+    verifier.verify("alice", hotp, hotp.generate(0))
+    verifier.resync("alice", hotp, hotp.generate(3), hotp.generate(4))
+    assert 3 == clock.reads
+    assert [START, START, START] == [call["now"] for call in store.calls]
+
+
+def test_totp_settle_arguments() -> None:
+    """The TOTP mark is the matched step's start time; it is kept 11 periods past that."""
+    store = Recording()
+    totp = TOTP(SECRET, period=60, t0=100)
+    verifier = Verifier(store, clock=FakeClock(START))
+    verdict = verifier.verify("alice", totp, totp.generate(START - 60))
+    start = 100 + verdict.match.step * 60  # type: ignore[union-attr]
+    assert (-1, start, start + 11 * 60) == (
+        verdict.match.drift,  # type: ignore[union-attr]
+        store.calls[0]["step"],
+        store.calls[0]["keep_until"],
+    )
+    verifier.verify("alice", totp, "12-34-56")
+    assert (None, "malformed") == (store.calls[1]["step"], store.calls[1]["failure"])
+
+
+def test_window_settings_used() -> None:
+    """past=0 refuses the previous step's code; future=2 accepts two steps ahead."""
+    totp = TOTP(SECRET)
+    lenient = ThrottlePolicy(base_delay=0)
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START), past=0, future=2, policy=lenient)
+    assert "invalid" == verifier.verify("alice", totp, totp.generate(START - 30)).reason
+    assert "accepted" == verifier.verify("alice", totp, totp.generate(START + 60)).reason
+
+
+def test_normalised_input_accepted() -> None:
+    """A code typed as apps show it ("123 456") is accepted."""
+    totp = TOTP(SECRET)
+    code = totp.generate(START)
+    verdict = Verifier(MemoryStore(), clock=FakeClock(START)).verify(
+        "alice", totp, f" {code[:3]} {code[3:]}\n"
+    )
+    assert verdict.ok
+
+
+def test_store_error_propagates() -> None:
+    """A failing store raises StoreError: there is no verdict, so nothing is accepted."""
+    totp = TOTP(SECRET)
+    verifier = Verifier(Broken(), clock=FakeClock(START))
+    with pytest.raises(StoreError, match="down"):
+        verifier.verify("alice", totp, totp.generate(START))
+
+
+@pytest.mark.parametrize(
+    ("user", "error"),
+    [(b"alice", TypeError), ("", ConfigurationError), ("x" * 257, ConfigurationError)],
+    ids=["bytes", "empty", "too-long"],
+)
+def test_user_validated(user: object, error: type[Exception]) -> None:
+    """The user key is a non-empty str of at most 256 characters, for every method."""
+    totp, hotp = TOTP(SECRET), HOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    calls: list[Callable[[], object]] = [
+        lambda: verifier.verify(user, totp, "123456"),  # type: ignore[arg-type]
+        lambda: verifier.resync(user, hotp, "123456", "123456"),  # type: ignore[arg-type]
+        lambda: verifier.next_counter(user),  # type: ignore[arg-type]
+        lambda: verifier.reset(user),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(error, match="user"):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("now", "error"),
+    [(None, TypeError), ("1700000000", TypeError), (math.nan, ConfigurationError),
+     (-1.0, ConfigurationError), (math.inf, ConfigurationError)],
+    ids=["none", "text", "nan", "negative", "infinite"],
+)  # fmt: skip
+def test_clock_values_validated(now: object, error: type[Exception]) -> None:
+    """A clock returning nonsense raises instead of verifying against a made-up time."""
+    totp = TOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=lambda: now)  # type: ignore[arg-type,return-value]
+    with pytest.raises(error, match="clock"):
+        verifier.verify("alice", totp, totp.generate(START))
+
+
+def test_integer_clock() -> None:
+    """A clock may return int seconds."""
+    totp = TOTP(SECRET)
+    assert Verifier(MemoryStore(), clock=lambda: START).verify("a", totp, totp.generate(START))
+
+
+def test_wrong_types() -> None:
+    """A non-OTP object, a TOTP for resync, or a non-str code are TypeErrors."""
+    totp, hotp = TOTP(SECRET), HOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    with pytest.raises(TypeError, match="TOTP or HOTP"):
+        verifier.verify("alice", "JBSWY3DPEHPK3PXP", "123456")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="resync needs an HOTP"):
+        verifier.resync("alice", totp, "123456", "654321")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="leading zeros"):
+        verifier.verify("alice", hotp, 123456)  # type: ignore[arg-type]
+
+
+def test_throttled_verdict_reveals_nothing() -> None:
+    """While throttled, right and wrong codes get equal verdicts without a match."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=clock)
+    assert "invalid" == verifier.verify("alice", totp, "000000").reason
+    right = verifier.verify("alice", totp, totp.generate(START))
+    wrong = verifier.verify("alice", totp, "999999")
+    assert right == wrong == Verdict(reason="throttled", retry_after=1.0)
+
+
+def test_prune_uses_the_clock() -> None:
+    """Verifier.prune passes the clock's time to the store."""
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=clock)
+    assert verifier.verify("alice", totp, totp.generate(START))
+    assert 0 == verifier.prune()
+    clock.advance(12 * 30)
+    assert 1 == verifier.prune()
+    assert "MemoryStore(users=0)" == repr(verifier.store)
