@@ -52,7 +52,6 @@ MESSAGES: Final = {
         "That code has already been used. Wait for the next code in your authenticator app, "
         "then sign in again."
     ),
-    "sms_replayed": "That code has already been used. Sign in again to get a new one.",
     "throttled": "Too many failed attempts. Try again in {wait}.",
     "expired": "That code has expired. Sign in again to get a new one.",
     "confirm_failed": (
@@ -281,7 +280,9 @@ class _Demo:
             self.db.remove_challenges(key=key)
             return self.start_session(user, "password+sms")
         log.info("sign-in refused: user=%s step=sms reason=%s", challenge.username, verdict.reason)
-        return _refuse(verdict, replayed="sms_replayed", template="sign_in_sms.html")
+        # A used text-message code is simply no match: HOTP's window starts after the last
+        # used counter, so it never reports "replayed".
+        return _refuse(verdict, replayed="failed", template="sign_in_sms.html")
 
     def sign_out(self) -> ResponseReturnValue:
         user = self.current_user()

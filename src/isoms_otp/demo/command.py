@@ -12,13 +12,12 @@ import ipaddress
 import logging
 import secrets
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, TextIO
+from collections.abc import Sequence
+from typing import Final, TextIO
 
 from isoms_otp.exceptions import MissingExtraError
 
-if TYPE_CHECKING:
-    from flask import Flask
+from .db import DemoDB
 
 __all__ = ["DEMO_USER", "add_arguments", "main", "run"]
 
@@ -26,8 +25,6 @@ __all__ = ["DEMO_USER", "add_arguments", "main", "run"]
 DEMO_USER: Final = "alice"
 #: A fictional number (the 555-01xx range is reserved for fiction in North America).
 DEMO_PHONE: Final = "+1 555 0100"
-
-Serve = Callable[["Flask", str, int], None]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,23 +50,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _serve(app: Flask, host: str, port: int) -> None:
-    from werkzeug.serving import make_server  # noqa: PLC0415 - part of the demo extra
-
-    server = make_server(host, port, app, threaded=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-
-
-def run(args: argparse.Namespace, *, serve: Serve = _serve, out: TextIO | None = None) -> int:
-    """Seed the demo user, print how to sign in, and serve until interrupted; return 0.
+def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    """Seed the demo user, print how to sign in, and serve until Ctrl-C; return 0.
 
     Returns 2 (with a message on stderr) for a non-loopback ``--host`` without
-    ``--allow-remote``, a bad port, or a missing ``demo`` extra.
+    ``--allow-remote``, a port out of range or in use, or a missing ``demo`` extra.
     """
     out = sys.stdout if out is None else out
     if not _is_loopback(args.host) and not args.allow_remote:
@@ -83,7 +68,9 @@ def run(args: argparse.Namespace, *, serve: Serve = _serve, out: TextIO | None =
         print(f"isoms-otp demo: --port must be from 0 to 65535 (got {args.port})", file=sys.stderr)
         return 2
     try:
-        from .app import create_app  # noqa: PLC0415 - needs the optional demo extra
+        from werkzeug.serving import make_server  # noqa: PLC0415 - the optional demo extra
+
+        from .app import create_app  # noqa: PLC0415
     except ImportError as exc:
         error = MissingExtraError("the demo needs Flask: pip install 'isoms-otp[demo]'")
         print(f"isoms-otp demo: {error} ({exc})", file=sys.stderr)
@@ -92,20 +79,25 @@ def run(args: argparse.Namespace, *, serve: Serve = _serve, out: TextIO | None =
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app = create_app(args.db)
-    from .db import DemoDB  # noqa: PLC0415
-
+    try:
+        server = make_server(args.host, args.port, app, threaded=True)
+    except (OSError, SystemExit):
+        # werkzeug prints why (such as "Address already in use") and calls sys.exit(1).
+        print(f"isoms-otp demo: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        return 2
     password = secrets.token_urlsafe(12)
     DemoDB(args.db).set_user(DEMO_USER, password, phone=DEMO_PHONE)
     host = f"[{args.host}]" if ":" in args.host else args.host
+    # The password goes to the terminal only, never to the log.
     print(
-        f"isoms-otp demo on http://{host}:{args.port}/  (state in {args.db})\n"
+        f"isoms-otp demo on http://{host}:{server.server_port}/  (state in {args.db})\n"
         f"  sign in as {DEMO_USER} with password {password}  (new on every start)\n"
         "  text messages are simulated: see /outbox and the [SIMULATED SMS] log lines\n"
         "  stop with Ctrl-C",
         file=out,
         flush=True,
     )
-    serve(app, args.host, args.port)
+    server.serve_forever()  # werkzeug's: returns on Ctrl-C, after closing the socket
     return 0
 
 
