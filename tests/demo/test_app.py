@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from isoms_otp import HOTP, TOTP, ThrottlePolicy, encode_secret
+from isoms_otp import HOTP, TOTP, StoreError, ThrottlePolicy, encode_secret
 from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, create_app
 from isoms_otp.demo.db import DemoDB
 from isoms_otp.testing import FakeClock
@@ -132,6 +132,19 @@ def test_post_from_a_session_without_a_token_is_refused(demo: Demo) -> None:
     """A first request that is a POST (no session yet) is refused too."""
     response = demo.client.post("/sign-in", data={"csrf_token": "x", "username": "alice"})
     assert 400 == response.status_code
+
+
+def test_store_failure_fails_closed_with_a_message(
+    demo: Demo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A StoreError becomes 503 and a "try again" page, and is logged as an error."""
+    with demo.app.test_request_context("/sign-in", method="POST"):
+        response = demo.app.make_response(
+            demo.app.handle_user_exception(StoreError("the store timed out"))
+        )
+    assert 503 == response.status_code
+    assert MESSAGES["unavailable"] in response.get_data(as_text=True)
+    assert "OTP store failed: the store timed out" in caplog.text
 
 
 def test_pages_behind_sign_in_redirect_to_it(demo: Demo) -> None:

@@ -29,7 +29,16 @@ from flask import Flask, Response, abort, redirect, render_template, request, se
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from isoms_otp import HOTP, TOTP, SQLiteStore, ThrottlePolicy, Verdict, Verifier, enroll
+from isoms_otp import (
+    HOTP,
+    TOTP,
+    SQLiteStore,
+    StoreError,
+    ThrottlePolicy,
+    Verdict,
+    Verifier,
+    enroll,
+)
 
 from .db import Challenge, DemoDB, User
 from .sms import Outbox, SmsSink
@@ -59,6 +68,7 @@ MESSAGES: Final = {
         "clock automatically, and type the newest code."
     ),
     "code_failed": "That code did not match. Type the newest code from your authenticator app.",
+    "unavailable": "Sign-in is unavailable right now. Please try again in a minute.",
     "csrf": "The form expired or did not come from this site. Reload the page and try again.",
 }
 
@@ -100,6 +110,7 @@ def create_app(
         MAX_CONTENT_LENGTH=16 * 1024,
     )
     app.context_processor(demo.template_globals)
+    app.register_error_handler(StoreError, _store_failed)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
     for rule, view, methods in (
@@ -129,6 +140,12 @@ def _check_csrf() -> ResponseReturnValue | None:
         log.warning("POST refused: missing or wrong CSRF token path=%s", request.path)
         return render_template("error.html", error=MESSAGES["csrf"]), 400
     return None
+
+
+def _store_failed(error: StoreError) -> ResponseReturnValue:
+    """Fail closed when the replay/throttle store fails: nobody signs in, nothing is accepted."""
+    log.error("OTP store failed: %s", error)
+    return render_template("error.html", error=MESSAGES["unavailable"]), 503
 
 
 def _security_headers(response: Response) -> Response:
