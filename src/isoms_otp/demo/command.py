@@ -29,10 +29,16 @@ DEMO_PHONE: Final = "+1 555 0100"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo's options to ``parser``."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; loopback only, see --allow-remote)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     parser.add_argument(
-        "--db", default="isoms-otp-demo.sqlite3", help="SQLite file for all demo state"
+        "--db",
+        default="isoms-otp-demo.sqlite3",
+        help="SQLite file for all demo state (default: isoms-otp-demo.sqlite3)",
     )
     parser.add_argument(
         "--allow-remote",
