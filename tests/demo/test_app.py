@@ -314,6 +314,7 @@ def test_totp_sign_in_failures_do_not_say_which_part_was_wrong(demo: Demo) -> No
     wrong_code_page = demo.sign_in(code=wrong_code)
     assert (401, MESSAGES["failed"]) == (wrong_password.status_code, error_of(wrong_password))
     assert (401, MESSAGES["failed"]) == (wrong_code_page.status_code, error_of(wrong_code_page))
+    assert 'name="username" autocomplete="username" value="alice"' in wrong_code_page.text
     demo.clock.advance(5)
     assert "/" == demo.sign_in(code=code).location  # the code was not used up by either
 

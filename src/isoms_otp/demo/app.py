@@ -166,13 +166,15 @@ def _throttled(verdict: Verdict) -> tuple[str, dict[str, str]]:
     return MESSAGES["throttled"].format(wait=wait), {"Retry-After": str(seconds)}
 
 
-def _refuse(verdict: Verdict, *, replayed: str, template: str) -> ResponseReturnValue:
+def _refuse(
+    verdict: Verdict, *, replayed: str, template: str, username: str = ""
+) -> ResponseReturnValue:
     """Render ``template`` with the message for a refused sign-in ``verdict``."""
     if verdict.reason == "throttled":
         message, headers = _throttled(verdict)
-        return render_template(template, error=message), 429, headers
+        return render_template(template, error=message, username=username), 429, headers
     message = MESSAGES[replayed if verdict.reason == "replayed" else "failed"]
-    return render_template(template, error=message), 401
+    return render_template(template, error=message, username=username), 401
 
 
 class _Demo:
@@ -254,7 +256,7 @@ class _Demo:
             return self.start_session(user, "password+totp")
         wrong = "password" if user is None and verdict.reason != "throttled" else verdict.reason
         log.info("sign-in refused: user=%s reason=%s", username, wrong)
-        return _refuse(verdict, replayed="replayed", template="sign_in.html")
+        return _refuse(verdict, replayed="replayed", template="sign_in.html", username=username)
 
     def start_sms(self, username: str, user: User | None) -> ResponseReturnValue:
         """Go on to the text-message step; send the code only if the password was right."""
