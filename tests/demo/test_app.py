@@ -116,7 +116,11 @@ def test_pages_are_not_cached_and_run_no_script(demo: Demo) -> None:
     assert "nosniff" == headers["X-Content-Type-Options"]
 
 
-@pytest.mark.parametrize("token", [None, "", "forged"], ids=["missing", "empty", "wrong"])
+@pytest.mark.parametrize(
+    "token",
+    [None, "", "forged", "f\u00f6rged"],
+    ids=["missing", "empty", "wrong", "non-ascii"],
+)
 def test_post_without_the_sessions_csrf_token_is_refused(demo: Demo, token: str | None) -> None:
     """A POST without this session's token is refused before anything is looked at."""
     demo.token()  # the session has a token; the form does not carry it

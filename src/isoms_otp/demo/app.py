@@ -136,7 +136,8 @@ def _check_csrf() -> ResponseReturnValue | None:
         return None
     expected = session.get("csrf")
     given = request.form.get("csrf_token", "")
-    if not isinstance(expected, str) or not hmac.compare_digest(expected, given):
+    # Bytes: compare_digest refuses str with non-ASCII characters, which a forged form may hold.
+    if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), given.encode()):
         log.warning("POST refused: missing or wrong CSRF token path=%s", request.path)
         return render_template("error.html", error=MESSAGES["csrf"]), 400
     return None
