@@ -1,0 +1,374 @@
+"""The demo web app: the iSOMS sign-in flow from the user guide, on Flask.
+
+Routes, in the order a user meets them:
+
+* ``/sign-in``: username, password and code on one form. A user with active TOTP signs in
+  right there; everyone else (including unknown usernames, so nothing tells them apart) goes
+  on to ``/sign-in/sms``, and a text message (simulated: ``/outbox``) is sent only if the
+  password was right.
+* ``/totp``: *TOTP Configuration* (from the menu under the user's name): *Activate TOTP* makes a
+  pending secret and shows its QR code; the first code from the app makes it active;
+  *Deactivate TOTP* (with a current code) removes it.
+
+Every POST carries the session's CSRF token. The failure messages are chosen so that none says
+whether the password or the code was wrong; ``docs/integration.md`` explains each choice.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Final
+
+from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+
+from isoms_otp import (
+    HOTP,
+    TOTP,
+    SQLiteStore,
+    StoreError,
+    ThrottlePolicy,
+    Verdict,
+    Verifier,
+    enroll,
+)
+
+from .db import Challenge, DemoDB, User
+from .sms import Outbox, SmsSink
+
+__all__ = ["DEMO_POLICY", "ISSUER", "MESSAGES", "create_app"]
+
+#: The demo's throttle: back-off from 1 s, lock for 5 minutes after 5 failures in a row. A
+#: production policy is stricter on the lock (see ThrottlePolicy's defaults).
+DEMO_POLICY: Final = ThrottlePolicy(max_failures=5, base_delay=1.0, max_delay=60.0,
+                                    lock_duration=300.0)  # fmt: skip
+#: The service name authenticator apps show next to the account.
+ISSUER: Final = "iSOMS"
+#: How long a text-message code may be used after it was sent.
+SMS_LIFETIME: Final = 300.0
+
+#: Everything the user is told when something fails (``throttled`` takes the ``wait``).
+MESSAGES: Final = {
+    "failed": "Sign-in failed: check your username, password and code.",
+    "replayed": (
+        "That code has already been used. Wait for the next code in your authenticator app, "
+        "then sign in again."
+    ),
+    "throttled": "Too many failed attempts. Try again in {wait}.",
+    "expired": "That code has expired. Sign in again to get a new one.",
+    "confirm_failed": (
+        "That code did not match. Scan the QR code shown here, check that your phone sets its "
+        "clock automatically, and type the newest code."
+    ),
+    "code_failed": "That code did not match. Type the newest code from your authenticator app.",
+    "unavailable": "Sign-in is unavailable right now. Please try again in a minute.",
+    "csrf": "The form expired or did not come from this site. Reload the page and try again.",
+}
+
+# Usernames are looked up and logged; a strict form keeps control characters out of the log.
+_USERNAME: Final = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+# scrypt runs on every sign-in; a bound keeps a megabyte "password" from costing more.
+_MAX_PASSWORD: Final = 1024
+
+log = logging.getLogger("isoms_otp.demo")
+
+
+def create_app(
+    db_path: str,
+    *,
+    clock: Callable[[], float] = time.time,
+    sms_sink: SmsSink | None = None,
+    policy: ThrottlePolicy = DEMO_POLICY,
+) -> Flask:
+    """Build the demo app on the SQLite file ``db_path`` (created if missing).
+
+    ``clock`` (Unix seconds) drives code checks and SMS expiry; pass a
+    :class:`~isoms_otp.testing.FakeClock` in tests. ``sms_sink(username, text)`` sends each text
+    message; the default is the outbox page plus a ``[SIMULATED SMS]`` log line. ``policy`` is
+    the throttle. The session key is random per call, so a restart signs everyone out.
+    """
+    db = DemoDB(db_path)
+    verifier = Verifier(SQLiteStore(db_path), policy=policy, clock=clock)
+    send_sms: SmsSink = Outbox(db, clock=clock) if sms_sink is None else sms_sink
+    demo = _Demo(db=db, verifier=verifier, send_sms=send_sms, clock=clock)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secrets.token_bytes(32),
+        SESSION_COOKIE_NAME="isoms_demo_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Plain HTTP on loopback; behind HTTPS set this to True (the cookie then never leaks).
+        SESSION_COOKIE_SECURE=False,
+        MAX_CONTENT_LENGTH=16 * 1024,
+    )
+    app.context_processor(demo.template_globals)
+    app.register_error_handler(StoreError, _store_failed)
+    app.before_request(_check_csrf)
+    app.after_request(_security_headers)
+    for rule, view, methods in (
+        ("/", demo.home, ["GET"]),
+        ("/sign-in", demo.sign_in, ["GET"]),
+        ("/sign-in", demo.sign_in_post, ["POST"]),
+        ("/sign-in/sms", demo.sign_in_sms, ["GET"]),
+        ("/sign-in/sms", demo.sign_in_sms_post, ["POST"]),
+        ("/sign-out", demo.sign_out, ["POST"]),
+        ("/outbox", demo.outbox, ["GET"]),
+        ("/totp", demo.totp, ["GET"]),
+        ("/totp/activate", demo.totp_activate, ["POST"]),
+        ("/totp/confirm", demo.totp_confirm, ["POST"]),
+        ("/totp/deactivate", demo.totp_deactivate, ["POST"]),
+    ):
+        app.add_url_rule(rule, view_func=view, methods=methods)
+    return app
+
+
+def _check_csrf() -> ResponseReturnValue | None:
+    """Refuse a POST whose form does not carry this session's CSRF token."""
+    if request.method != "POST":
+        return None
+    expected = session.get("csrf")
+    given = request.form.get("csrf_token", "")
+    # Bytes: compare_digest refuses str with non-ASCII characters, which a forged form may hold.
+    if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), given.encode()):
+        log.warning("POST refused: missing or wrong CSRF token path=%s", request.path)
+        return render_template("error.html", error=MESSAGES["csrf"]), 400
+    return None
+
+
+def _store_failed(error: StoreError) -> ResponseReturnValue:
+    """Fail closed when the replay/throttle store fails: nobody signs in, nothing is accepted."""
+    log.error("OTP store failed: %s", error)
+    return render_template("error.html", error=MESSAGES["unavailable"]), 503
+
+
+def _security_headers(response: Response) -> Response:
+    # Pages hold QR codes and codes: never cache them. No script runs anywhere.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _throttled(verdict: Verdict) -> tuple[str, dict[str, str]]:
+    seconds = max(1, math.ceil(verdict.retry_after or 0))
+    wait = "1 second" if seconds == 1 else f"{seconds} seconds"
+    return MESSAGES["throttled"].format(wait=wait), {"Retry-After": str(seconds)}
+
+
+def _refuse(
+    verdict: Verdict, *, replayed: str, template: str, username: str = ""
+) -> ResponseReturnValue:
+    """Render ``template`` with the message for a refused sign-in ``verdict``."""
+    if verdict.reason == "throttled":
+        message, headers = _throttled(verdict)
+        return render_template(template, error=message, username=username), 429, headers
+    message = MESSAGES[replayed if verdict.reason == "replayed" else "failed"]
+    return render_template(template, error=message, username=username), 401
+
+
+class _Demo:
+    """The views; each one is a step of the flow and the library calls it makes."""
+
+    def __init__(
+        self, *, db: DemoDB, verifier: Verifier, send_sms: SmsSink, clock: Callable[[], float]
+    ) -> None:
+        self.db = db
+        self.verifier = verifier
+        self.send_sms = send_sms
+        self.clock = clock
+        # The library counts wrong codes per user; a wrong password must count as well, or the
+        # throttle would slow down only code guessing. Settling an empty code does exactly
+        # that: it is never examined ("malformed", a failure), or "throttled" while the user
+        # must wait. The key is random and never used to compute a code.
+        self._failure_only = TOTP(secrets.token_bytes(20))
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def template_globals(self) -> dict[str, object]:
+        if "csrf" not in session:
+            session["csrf"] = secrets.token_urlsafe(32)
+        return {"csrf_token": session["csrf"], "user": self.current_user()}
+
+    def current_user(self) -> User | None:
+        username = session.get("user")
+        if not isinstance(username, str):
+            return None
+        user = self.db.user(username)
+        # Signing out bumps the stored epoch: an old cookie, even a copied one, stops working.
+        if user is None or session.get("epoch") != user.epoch:
+            session.clear()
+            return None
+        return user
+
+    def require_user(self) -> User:
+        user = self.current_user()
+        if user is None:
+            abort(redirect(url_for("sign_in")))
+        return user
+
+    def start_session(self, user: User, method: str) -> ResponseReturnValue:
+        session.clear()  # a fresh session (and CSRF token) for the signed-in user
+        session["user"] = user.username
+        session["epoch"] = user.epoch
+        log.info("sign-in accepted: user=%s method=%s", user.username, method)
+        return redirect(url_for("home"))
+
+    def count_failure(self, username: str) -> Verdict:
+        return self.verifier.verify(username, self._failure_only, "")
+
+    # -- sign-in ---------------------------------------------------------------------------
+
+    def home(self) -> ResponseReturnValue:
+        return render_template("home.html", totp=self.db.totp(self.require_user().username))
+
+    def sign_in(self) -> ResponseReturnValue:
+        return render_template("sign_in.html")
+
+    def sign_in_post(self) -> ResponseReturnValue:
+        username = request.form.get("username", "").strip().lower()
+        password = request.form.get("password", "")
+        if not _USERNAME.fullmatch(username) or len(password) > _MAX_PASSWORD:
+            log.info("sign-in refused: malformed username or password")
+            return render_template("sign_in.html", error=MESSAGES["failed"]), 401
+        user = self.db.check_password(username, password)
+        record = self.db.totp(username)
+        if record is None or record.state != "active":
+            return self.start_sms(username, user)
+        # One screen: the code is examined only with the right password, so a wrong code and a
+        # wrong password look the same; a wrong password still counts towards the throttle.
+        if user is None:
+            verdict = self.count_failure(username)
+        else:
+            code = request.form.get("code", "")
+            verdict = self.verifier.verify(username, TOTP(record.secret), code)
+        if verdict.ok and user is not None:
+            return self.start_session(user, "password+totp")
+        wrong = "password" if user is None and verdict.reason != "throttled" else verdict.reason
+        log.info("sign-in refused: user=%s reason=%s", username, wrong)
+        return _refuse(verdict, replayed="replayed", template="sign_in.html", username=username)
+
+    def start_sms(self, username: str, user: User | None) -> ResponseReturnValue:
+        """Go on to the text-message step; send the code only if the password was right."""
+        now = self.clock()
+        self.db.remove_challenges(before=now)
+        challenge = Challenge(
+            username=username, password_ok=user is not None, expires=now + SMS_LIFETIME
+        )
+        session["challenge"] = self.db.add_challenge(challenge)
+        if user is None:
+            log.info("sign-in: user=%s wrong password or unknown user (no message)", username)
+        else:
+            # The next unused HOTP counter: signing in again resends the code until it is used.
+            code = HOTP(user.sms_secret).generate(self.verifier.next_counter(username))
+            self.send_sms(username, f"Your iSOMS sign-in code is {code}. It expires in 5 minutes.")
+            log.info("sign-in: user=%s text message sent", username)
+        return redirect(url_for("sign_in_sms"))
+
+    def sign_in_sms(self) -> ResponseReturnValue:
+        if not isinstance(session.get("challenge"), str):
+            return redirect(url_for("sign_in"))
+        return render_template("sign_in_sms.html")
+
+    def sign_in_sms_post(self) -> ResponseReturnValue:
+        key = session.get("challenge")
+        challenge = self.db.challenge(key) if isinstance(key, str) else None
+        if challenge is None:
+            return redirect(url_for("sign_in"))
+        if challenge.expires <= self.clock():
+            self.db.remove_challenges(key=key)
+            session.pop("challenge", None)
+            return render_template("sign_in.html", error=MESSAGES["expired"]), 401
+        user = self.db.user(challenge.username) if challenge.password_ok else None
+        if user is None:
+            verdict = self.count_failure(challenge.username)
+        else:
+            code = request.form.get("code", "")
+            verdict = self.verifier.verify(user.username, HOTP(user.sms_secret), code)
+        if verdict.ok and user is not None:
+            self.db.remove_challenges(key=key)
+            return self.start_session(user, "password+sms")
+        log.info("sign-in refused: user=%s step=sms reason=%s", challenge.username, verdict.reason)
+        # A used text-message code is simply no match: HOTP's window starts after the last
+        # used counter, so it never reports "replayed".
+        return _refuse(verdict, replayed="failed", template="sign_in_sms.html")
+
+    def sign_out(self) -> ResponseReturnValue:
+        user = self.current_user()
+        if user is not None:
+            self.db.end_sessions(user.username)
+            log.info("signed out: user=%s", user.username)
+        session.clear()
+        return redirect(url_for("sign_in"))
+
+    def outbox(self) -> ResponseReturnValue:
+        return render_template("outbox.html", messages=self.db.messages())
+
+    # -- TOTP Configuration ----------------------------------------------------------------
+
+    def totp_page(self, user: User, *, error: str | None = None) -> ResponseReturnValue:
+        record = self.db.totp(user.username)
+        qr = key = None
+        if record is not None and record.state == "pending":
+            enrollment = enroll(user.username, issuer=ISSUER, secret=record.secret)
+            # segno's SVG, from our own URI: no user-controlled markup reaches the page.
+            qr = Markup(enrollment.qr_svg())  # noqa: S704
+            key = enrollment.manual_key
+        page = render_template("totp.html", record=record, qr=qr, key=key, error=error)
+        return page, 200 if error is None else 400
+
+    def totp(self) -> ResponseReturnValue:
+        return self.totp_page(self.require_user())
+
+    def totp_activate(self) -> ResponseReturnValue:
+        user = self.require_user()
+        self.db.set_pending(user.username, enroll(user.username, issuer=ISSUER).secret)
+        log.info("TOTP activation started: user=%s", user.username)
+        return redirect(url_for("totp"))
+
+    def totp_confirm(self) -> ResponseReturnValue:
+        user = self.require_user()
+        record = self.db.totp(user.username)
+        if record is None or record.state != "pending":
+            return redirect(url_for("totp"))
+        code = request.form.get("code", "")
+        verdict = self.verifier.confirm(user.username, TOTP(record.secret), code)
+        if verdict.ok and self.db.activate(user.username, record.secret):
+            log.info("TOTP activated: user=%s", user.username)
+            return redirect(url_for("totp"))
+        log.info("TOTP activation refused: user=%s reason=%s", user.username, verdict.reason)
+        return self.totp_page(user, error=_code_error(verdict, MESSAGES["confirm_failed"]))
+
+    def totp_deactivate(self) -> ResponseReturnValue:
+        user = self.require_user()
+        record = self.db.totp(user.username)
+        if record is None or record.state != "active":
+            return redirect(url_for("totp"))
+        code = request.form.get("code", "")
+        verdict = self.verifier.verify(user.username, TOTP(record.secret), code)
+        if verdict.ok:
+            self.db.remove_totp(user.username)
+            log.info("TOTP deactivated: user=%s", user.username)
+            return redirect(url_for("totp"))
+        log.info("TOTP deactivation refused: user=%s reason=%s", user.username, verdict.reason)
+        return self.totp_page(user, error=_code_error(verdict, MESSAGES["code_failed"]))
+
+
+def _code_error(verdict: Verdict, otherwise: str) -> str:
+    """Return the message for a refused code from a signed-in user (the password is known)."""
+    if verdict.reason == "throttled":
+        return _throttled(verdict)[0]
+    if verdict.reason == "replayed":
+        return MESSAGES["replayed"]
+    return otherwise

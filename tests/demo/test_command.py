@@ -1,0 +1,126 @@
+"""The ``isoms-otp demo`` command: loopback only, the printed credentials, a real server."""
+
+from __future__ import annotations
+
+import _thread
+import argparse
+import importlib
+import io
+import re
+import runpy
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from isoms_otp.demo.command import DEMO_USER, add_arguments, main, run
+from isoms_otp.demo.db import DemoDB
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults() -> None:
+    """Loopback, port 8000, a SQLite file in the current directory, no remote access."""
+    args = parse()
+    assert ("127.0.0.1", 8000, "isoms-otp-demo.sqlite3", False) == (
+        args.host, args.port, args.db, args.allow_remote
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "::", "example.org"])  # noqa: S104
+def test_non_loopback_host_is_refused(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A non-loopback address needs --allow-remote."""
+    assert 2 == main(["--host", host])
+    assert "not a loopback address" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["-1", "65536"])
+def test_port_out_of_range_is_refused(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ports are 0 to 65535."""
+    assert 2 == main(["--port", port])
+    assert "--port must be from 0 to 65535" in capsys.readouterr().err
+
+
+def test_port_in_use_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A port another program holds gives a message, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert 2 == main(["--port", port, "--db", str(tmp_path / "d.sqlite3")])
+    assert "cannot listen on 127.0.0.1:" in capsys.readouterr().err
+
+
+def test_missing_flask_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without Flask the command names the extra to install."""
+    monkeypatch.setitem(sys.modules, "isoms_otp.demo.app", None)
+    assert 2 == main([])
+    assert "pip install 'isoms-otp[demo]'" in capsys.readouterr().err
+
+
+def test_importing_the_entry_point_runs_nothing() -> None:
+    """Importing isoms_otp.demo.__main__ (as tools do) starts no server."""
+    module = importlib.import_module("isoms_otp.demo.__main__")
+    assert main is module.main
+
+
+def test_module_entry_point_runs_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    """python -m isoms_otp.demo is the same command."""
+    monkeypatch.setattr(sys, "argv", ["isoms_otp.demo", "--host", "0.0.0.0"])  # noqa: S104
+    # runpy warns when the module was imported before (as the test above does).
+    monkeypatch.delitem(sys.modules, "isoms_otp.demo.__main__", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("isoms_otp.demo", run_name="__main__")
+    assert 2 == exit_info.value.code
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_serves_and_prints_working_credentials(tmp_path: Path, host: str) -> None:
+    """The server answers on the printed URL and the printed password is alice's; Ctrl-C stops it.
+
+    The server runs in this (the main) thread, as on a terminal; a helper thread reads the
+    banner, fetches the sign-in page, then sends the KeyboardInterrupt Ctrl-C would.
+    """
+    out = io.StringIO()
+    db_path = tmp_path / "demo.sqlite3"
+    seen: dict[str, str] = {}
+
+    def visit() -> None:
+        try:
+            for _ in range(200):
+                found = re.search(r"(http://\S+/).*password (\S+)", out.getvalue(), re.DOTALL)
+                if found:
+                    break
+                time.sleep(0.05)
+            else:
+                return
+            seen["url"], seen["password"] = found.groups()
+            with urllib.request.urlopen(seen["url"] + "sign-in", timeout=10) as page:  # noqa: S310
+                seen["page"] = page.read().decode()
+        finally:
+            _thread.interrupt_main()
+
+    helper = threading.Thread(target=visit)
+    helper.start()
+    args = parse("--host", host, "--port", "0", "--db", str(db_path))
+    assert 0 == run(args, out=out)
+    helper.join(timeout=10)
+    assert "Sign in" in seen["page"]
+    assert DemoDB(db_path).check_password(DEMO_USER, seen["password"]) is not None
+
+
+def test_allow_remote_lets_any_address_through(tmp_path: Path) -> None:
+    """--allow-remote accepts a non-loopback host (here one this machine cannot bind)."""
+    args = parse("--host", "192.0.2.1", "--port", "0", "--allow-remote", "--db",
+                 str(tmp_path / "d.sqlite3"))  # fmt: skip
+    assert 2 == run(args)  # got past the loopback check, then the bind failed

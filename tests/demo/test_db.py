@@ -1,0 +1,105 @@
+"""The demo's tables: password hashing, TOTP states, challenges and the outbox."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from isoms_otp.demo.db import SCRYPT_N, SCRYPT_P, SCRYPT_R, Challenge, DemoDB, Message
+
+PASSWORD = "correct horse battery staple"  # noqa: S105 - the test account's
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> DemoDB:
+    database = DemoDB(tmp_path / "demo.sqlite3")
+    database.set_user("alice", PASSWORD, phone="+1 555 0100")
+    return database
+
+
+def test_passwords_are_stored_as_salted_scrypt(db: DemoDB, tmp_path: Path) -> None:
+    """The table holds scrypt(N=2**14, r=8, p=1) with a 16-byte salt, never the password."""
+    db.set_user("bob", PASSWORD, phone="+1 555 0101")
+    with sqlite3.connect(tmp_path / "demo.sqlite3") as conn:
+        rows = conn.execute(
+            "SELECT salt, password_hash FROM demo_users ORDER BY username"
+        ).fetchall()
+    (alice_salt, alice_hash), (bob_salt, bob_hash) = rows
+    assert 16 == len(alice_salt)
+    assert alice_salt != bob_salt
+    assert alice_hash != bob_hash  # same password, different salts
+    expected = hashlib.scrypt(
+        PASSWORD.encode(), salt=alice_salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
+    )
+    assert expected == alice_hash
+    assert (2**14, 8, 1) == (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "ok"),
+    [("alice", PASSWORD, True), ("alice", PASSWORD + " ", False), ("alice", "", False),
+     ("nobody", PASSWORD, False)],
+    ids=["right", "trailing-space", "empty", "unknown-user"],
+)  # fmt: skip
+def test_check_password(db: DemoDB, username: str, password: str, ok: bool) -> None:
+    """Only the exact password of an existing user passes."""
+    assert ok == (db.check_password(username, password) is not None)
+
+
+def test_new_password_ends_old_sessions_and_keeps_the_sms_key(db: DemoDB) -> None:
+    """set_user on an existing user bumps the session epoch; the SMS key stays."""
+    before = db.user("alice")
+    db.set_user("alice", "new password", phone="+1 555 0100")
+    after = db.user("alice")
+    assert before is not None
+    assert after is not None
+    assert (before.epoch + 1, before.sms_secret) == (after.epoch, after.sms_secret)
+    assert db.check_password("alice", PASSWORD) is None
+
+
+def test_unknown_user_and_challenge_are_none(db: DemoDB) -> None:
+    """Lookups of what does not exist return None."""
+    assert db.user("nobody") is None
+    assert db.totp("nobody") is None
+    assert db.challenge("no-such-id") is None
+
+
+def test_active_secret_is_never_replaced_by_a_pending_one(db: DemoDB) -> None:
+    """set_pending leaves an active secret alone; activate needs the pending secret itself."""
+    db.set_pending("alice", b"a" * 20)
+    assert not db.activate("alice", b"b" * 20)
+    assert db.activate("alice", b"a" * 20)
+    db.set_pending("alice", b"c" * 20)
+    record = db.totp("alice")
+    assert record is not None
+    assert ("active", b"a" * 20) == (record.state, record.secret)
+
+
+def test_challenges_expire(db: DemoDB) -> None:
+    """remove_challenges drops one by id and every one that expired."""
+    old = db.add_challenge(Challenge(username="alice", password_ok=True, expires=100.0))
+    new = db.add_challenge(Challenge(username="alice", password_ok=False, expires=200.0))
+    assert Challenge(username="alice", password_ok=False, expires=200.0) == db.challenge(new)
+    db.remove_challenges(before=150.0)
+    assert db.challenge(old) is None
+    db.remove_challenges(key=new)
+    assert db.challenge(new) is None
+
+
+def test_outbox_is_newest_first(db: DemoDB) -> None:
+    """messages() lists the newest first, up to the limit."""
+    for n in range(3):
+        db.add_message(Message(sent_at=float(n), recipient="alice", body=f"m{n}"))
+    assert ["m2", "m1"] == [m.body for m in db.messages(limit=2)]
+
+
+def test_repr_shows_the_path_and_no_secrets(db: DemoDB, tmp_path: Path) -> None:
+    """repr names the file; user records hide their SMS key."""
+    assert f"DemoDB({str(tmp_path / 'demo.sqlite3')!r})" == repr(db)
+    user = db.user("alice")
+    assert user is not None
+    assert user.sms_secret.hex() not in repr(user)
+    assert "sms_secret" not in repr(user)
