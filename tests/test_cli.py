@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -1052,3 +1053,43 @@ def test_console_script() -> None:
         check=False,
     )
     assert (code.returncode, code.stdout) == (0, "94287082\n")
+
+
+def test_demo_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    """`isoms-otp demo` is a subcommand; it refuses a non-loopback host before importing Flask."""
+    assert 2 == cli.main(["demo", "--host", "0.0.0.0"])  # noqa: S104 - the address being refused
+    assert "not a loopback address" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_script_serves_the_demo(tmp_path: Path) -> None:
+    """The installed `isoms-otp demo` serves the sign-in page on loopback; Ctrl-C stops it."""
+    script = shutil.which("isoms-otp", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.fail(f"no isoms-otp console script next to {sys.executable}: install the package")
+    process = subprocess.Popen(
+        [script, "demo", "--port", "0", "--db", str(tmp_path / "demo.sqlite3")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = ""
+        found = None
+        while found is None:
+            line = process.stdout.readline()
+            if not line:
+                break
+            banner += line
+            found = re.search(r"(http://\S+/)", banner)
+        assert found is not None, banner
+        with urllib.request.urlopen(found.group(1) + "sign-in", timeout=10) as page:  # noqa: S310
+            assert "Sign in" in page.read().decode()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert 0 == process.returncode
+    assert "Traceback" not in err

@@ -46,6 +46,7 @@ from ._limits import (
 from ._secret import decode_secret, encode_secret, generate_secret
 from ._totp import TOTP
 from .compat import APPS, Finding, check_compatibility
+from .demo import command as _demo_command  # argument parsing only: Flask is imported on use
 from .exceptions import InvalidSecretError, InvalidURIError, MissingExtraError, OTPError
 from .qr import qr_png, qr_svg, qr_terminal
 from .uri import OTPAuthURI, build_uri, parse_uri
@@ -366,6 +367,16 @@ def _build_parser() -> _Parser:
     inspect.add_argument("--uri-file", metavar="PATH", help="read the URI from PATH")
     inspect.add_argument("--show-secret", action="store_true", help="print the secret too")
     inspect.add_argument("--json", action="store_true", help="print JSON")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the iSOMS sign-in demo server on loopback (needs the demo extra)",
+        description="Serve the iSOMS sign-in flow (SMS code, Activate TOTP, TOTP sign-in) on\n"
+        "loopback, with a demo user whose new password it prints on every start.",
+        epilog="example:\n  isoms-otp demo --port 8000 --db /tmp/isoms-demo.sqlite3",
+        formatter_class=_Formatter,
+    )
+    _demo_command.add_arguments(demo)
     return parser
 
 
@@ -887,6 +898,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, _Runtime], int]]] = {
     "code": _cmd_code,
     "verify": _cmd_verify,
     "inspect": _cmd_inspect,
+    "demo": lambda args, _runtime: _demo_command.run(args),
 }
 
 
