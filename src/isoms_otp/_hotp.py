@@ -16,7 +16,16 @@ from ._match import Match
 from ._secret import check_secret
 from .exceptions import ConfigurationError
 
-__all__ = ["HOTP", "check_counter", "check_digits", "prepare", "restore"]
+__all__ = [
+    "HOTP",
+    "PACK_CODE",
+    "PACK_COUNTER",
+    "UNPACK_31",
+    "check_counter",
+    "check_digits",
+    "prepare",
+    "restore",
+]
 
 _T = TypeVar("_T")
 
@@ -24,6 +33,8 @@ _T = TypeVar("_T")
 PACK_COUNTER: Final = struct.Struct(">Q").pack
 #: RFC 4226 section 5.3: dynamic truncation reads 4 bytes at the offset, drops the top bit.
 UNPACK_31: Final = struct.Struct(">I").unpack_from
+#: A code value (below 10**8) as 4 fixed-width bytes, for a constant-time compare_digest.
+PACK_CODE: Final = struct.Struct(">I").pack
 
 
 def check_digits(digits: object) -> int:
