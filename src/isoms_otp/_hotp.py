@@ -10,8 +10,15 @@ from hmac import compare_digest
 from typing import Any, Final, TypeVar
 
 from ._code import normalize_code
-from ._hmac import hmac_states, normalize_algorithm
-from ._limits import MAX_COUNTER, MAX_DIGITS, MAX_LOOK_AHEAD, MIN_DIGITS
+from ._hmac import ALGORITHMS, hmac_states, normalize_algorithm
+from ._limits import (
+    MAX_COUNTER,
+    MAX_DIGITS,
+    MAX_LOOK_AHEAD,
+    MAX_SECRET_BYTES,
+    MIN_DIGITS,
+    MIN_SECRET_BYTES,
+)
 from ._match import Match
 from ._secret import check_secret
 from .exceptions import ConfigurationError
@@ -35,6 +42,9 @@ PACK_COUNTER: Final = struct.Struct(">Q").pack
 UNPACK_31: Final = struct.Struct(">I").unpack_from
 #: A code value (below 10**8) as 4 fixed-width bytes, for a constant-time compare_digest.
 PACK_CODE: Final = struct.Struct(">I").pack
+# 10**digits and "%0{digits}d" for each valid number of digits, made once rather than per object.
+_MODULI: Final = {digits: 10**digits for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
+_FORMATS: Final = {digits: f"%0{digits}d" for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
 
 
 def check_digits(digits: object) -> int:
@@ -59,9 +69,22 @@ def prepare(
     obj: object, secret: object, digits: object, algorithm: object, allow_short_secret: bool
 ) -> None:
     """Validate the shared parameters of HOTP/TOTP and precompute the per-key state on ``obj``."""
-    key = check_secret(secret, allow_short_secret=allow_short_secret)
-    check_digits(digits)
-    name = normalize_algorithm(algorithm)
+    # A login builds a TOTP from its stored secret every time, so the usual arguments take inlined
+    # fast paths; anything else goes through the full checks, which raise in the same order.
+    if (
+        type(secret) is bytes
+        and type(allow_short_secret) is bool
+        and MIN_SECRET_BYTES <= len(secret) <= MAX_SECRET_BYTES
+    ):
+        key = secret
+    else:
+        key = check_secret(secret, allow_short_secret=allow_short_secret)
+    if type(digits) is not int or not MIN_DIGITS <= digits <= MAX_DIGITS:
+        check_digits(digits)
+    if type(algorithm) is str and algorithm in ALGORITHMS:
+        name: str | None = algorithm
+    else:
+        name = normalize_algorithm(algorithm)
     if name is None:
         if not isinstance(algorithm, str):
             raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
@@ -70,12 +93,14 @@ def prepare(
         )
     inner, outer = hmac_states(key, name)
     setter = object.__setattr__
-    setter(obj, "secret", key)
-    setter(obj, "algorithm", name)
+    if key is not secret:
+        setter(obj, "secret", key)
+    if name is not algorithm:
+        setter(obj, "algorithm", name)
     setter(obj, "_inner", inner)
     setter(obj, "_outer", outer)
-    setter(obj, "_modulus", 10**digits)  # type: ignore[operator]
-    setter(obj, "_format", f"%0{digits}d")
+    setter(obj, "_modulus", _MODULI[digits])  # type: ignore[index]
+    setter(obj, "_format", _FORMATS[digits])  # type: ignore[index]
 
 
 @dataclass(frozen=True, slots=True)
