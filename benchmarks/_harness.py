@@ -140,15 +140,14 @@ def measure(cases: Iterable[Case], settings: Settings) -> dict[str, Measured]:
     per-round ratio between them is what the noise of a shared machine disturbs least.
     """
     groups: dict[tuple[str, str], list[tuple[timeit.Timer, Measured]]] = {}
-    seen: set[str] = set()
+    results: dict[str, Measured] = {}  # in the order the cases were given, for the tables
     for case in cases:
-        if case.key in seen:
+        if case.key in results:
             raise ValueError(f"two cases share the key {case.key!r}")
-        seen.add(case.key)
         timer = timeit.Timer(case.stmt, globals=dict(case.env))
-        number = _calibrate(timer, settings.sample_seconds)
-        group = groups.setdefault((case.section, case.variant), [])
-        group.append((timer, Measured(case=case, number=number)))
+        measured = Measured(case=case, number=_calibrate(timer, settings.sample_seconds))
+        results[case.key] = measured
+        groups.setdefault((case.section, case.variant), []).append((timer, measured))
     shuffler = random.Random(settings.seed)
     order = list(groups)
     for _ in range(settings.rounds):
@@ -159,11 +158,7 @@ def measure(cases: Iterable[Case], settings: Settings) -> dict[str, Measured]:
             for timer, measured in group:
                 elapsed = timer.timeit(measured.number)
                 measured.samples.append(elapsed / measured.number * 1e9)
-    return {
-        measured.case.key: measured
-        for where in groups
-        for _, measured in sorted(groups[where], key=lambda pair: pair[1].case.implementation)
-    }
+    return results
 
 
 def paired_ratio(top: Measured, bottom: Measured) -> float:
