@@ -127,4 +127,4 @@ def test_verifier_benchmark_quick(tmp_path: Path) -> None:
     } == set(document["round_trips"])
     implementations = {row["implementation"] for row in document["results"]}
     assert "Verifier.verify, right code (accepted)" in implementations
-    assert len(document["targets"]) == 3
+    assert len(document["targets"]) == 5
