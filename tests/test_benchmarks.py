@@ -67,19 +67,19 @@ def test_core_benchmark_quick(tmp_path: Path) -> None:
     """bench_core.py --quick exits 0 and writes every section, the memory rows and the targets."""
     out = tmp_path / "core.json"
     result = run("bench_core.py", out)
-    assert result.returncode == 0, result.stderr
+    assert 0 == result.returncode, result.stderr
     document = load(out)
     assert {"benchmark", "isoms_otp", "machine", "settings", "results", "memory", "targets"} == set(
         document
     )
-    assert document["benchmark"] == "core"
+    assert "core" == document["benchmark"]
     assert {"cpu_model", "nproc", "python"} <= set(document["machine"])
     assert {"generate", "verify-wrong", "verify-right", "cold", "window", "hash"} == {
         row["section"] for row in document["results"]
     }
     for row in document["results"]:
-        assert set(row) == ROW_KEYS
-    assert len(document["targets"]) == 5
+        assert ROW_KEYS == set(row)
+    assert 5 == len(document["targets"])
     assert {"verifications", "net_bytes", "peak_above_start_bytes", "implementation"} == set(
         document["memory"][0]
     )
@@ -91,7 +91,7 @@ def test_verifier_benchmark_bare_quick(tmp_path: Path) -> None:
     """bench_verifier.py --quick --bare-only measures the store floors on a real redis-server."""
     out = tmp_path / "bare.json"
     result = run("bench_verifier.py", out, "--bare-only")
-    assert result.returncode == 0, result.stderr
+    assert 0 == result.returncode, result.stderr
     document = load(out)
     assert {
         "benchmark",
@@ -114,11 +114,11 @@ def test_verifier_benchmark_quick(tmp_path: Path) -> None:
     out = tmp_path / "verifier.json"
     result = run("bench_verifier.py", out)
     if not has_verifier():
-        assert result.returncode != 0
+        assert 0 != result.returncode
         assert MISSING_VERIFIER in result.stderr
         assert not out.exists()
         return
-    assert result.returncode == 0, result.stderr
+    assert 0 == result.returncode, result.stderr
     document = load(out)
     assert {
         "verifications",
@@ -127,4 +127,4 @@ def test_verifier_benchmark_quick(tmp_path: Path) -> None:
     } == set(document["round_trips"])
     implementations = {row["implementation"] for row in document["results"]}
     assert "Verifier.verify, right code (accepted)" in implementations
-    assert len(document["targets"]) == 5
+    assert 5 == len(document["targets"])
