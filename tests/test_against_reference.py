@@ -208,3 +208,27 @@ def test_decode_secret_refuses_over_long_keys_on_the_fast_path() -> None:
     assert 256 == len(decode_secret("A" * 409 + "Q"))
     with pytest.raises(InvalidSecretError, match="260 bytes; the limit is 256"):
         decode_secret("A" * 416)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.binary(min_size=16, max_size=140),
+    algorithm=st.sampled_from(["SHA1", "SHA256", "SHA512"]),
+    digits=st.integers(6, 8),
+    counter=st.one_of(st.integers(0, 10**6), st.integers(MAX_COUNTER - 120, MAX_COUNTER)),
+    look_ahead=st.integers(0, 100),
+    offset=st.integers(-2, 110),
+)
+def test_hotp_verify_matches_the_reference(
+    *, key: bytes, algorithm: str, digits: int, counter: int, look_ahead: int, offset: int
+) -> None:
+    """HOTP.verify finds the highest matching counter of its window, as a plain loop does."""
+    otp = HOTP(key, algorithm=algorithm, digits=digits)
+    code = reference_code(key, algorithm, digits, min(max(counter + offset, 0), MAX_COUNTER))
+    last = min(counter + look_ahead, MAX_COUNTER)
+    found = [
+        c for c in range(counter, last + 1) if reference_code(key, algorithm, digits, c) == code
+    ]
+    expected = (found[-1], found[-1] - counter) if found else None
+    match = otp.verify(code, counter=counter, look_ahead=look_ahead)
+    assert expected == (None if match is None else (match.step, match.drift))

@@ -42,6 +42,8 @@ PACK_COUNTER: Final = struct.Struct(">Q").pack
 UNPACK_31: Final = struct.Struct(">I").unpack_from
 #: A code value (below 10**8) as 4 fixed-width bytes, for a constant-time compare_digest.
 PACK_CODE: Final = struct.Struct(">I").pack
+#: One past the last 64-bit counter: the exclusive end of an HOTP look-ahead window.
+_COUNTER_LIMIT: Final = MAX_COUNTER + 1
 # 10**digits and "%0{digits}d" for each valid number of digits, made once rather than per object.
 _MODULI: Final = {digits: 10**digits for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
 _FORMATS: Final = {digits: f"%0{digits}d" for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
@@ -153,8 +155,15 @@ class HOTP:
         not ``digits`` ASCII digits after the documented normalisation is no match; a non-``str``
         code is a ``TypeError``.
         """
-        wanted = normalize_code(code, self.digits)
-        check_counter(counter)
+        # The same inlined fast paths and loop as TOTP.verify (see there for why); unusual
+        # arguments go through the full checks, which raise in the same order as before.
+        digits = self.digits
+        if type(code) is str and len(code) == digits and code.isascii() and code.isdigit():
+            wanted: str | None = code
+        else:
+            wanted = normalize_code(code, digits)
+        if type(counter) is not int or not 0 <= counter <= MAX_COUNTER:
+            check_counter(counter)
         if type(look_ahead) is not int:
             raise TypeError(f"look_ahead must be an int, not {type(look_ahead).__name__}")
         if not 0 <= look_ahead <= MAX_LOOK_AHEAD:
@@ -163,20 +172,23 @@ class HOTP:
             )
         if wanted is None:
             return None
-        last = min(counter + look_ahead, MAX_COUNTER)
+        expected = PACK_CODE(int(wanted))
+        last = counter + look_ahead + 1
+        if last > _COUNTER_LIMIT:  # noqa: PLR1730 - min() costs a call on the hot path
+            last = _COUNTER_LIMIT
         found = -1
-        inner_state = self._inner
-        outer_state = self._outer
+        inner_copy = self._inner.copy
+        outer_copy = self._outer.copy
         modulus = self._modulus
-        fmt = self._format
-        for candidate in range(counter, last + 1):
-            inner = inner_state.copy()
+        for candidate in range(counter, last):
+            inner = inner_copy()
             inner.update(PACK_COUNTER(candidate))
-            outer = outer_state.copy()
+            outer = outer_copy()
             outer.update(inner.digest())
             mac = outer.digest()
-            value = UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF
-            if compare_digest(fmt % (value % modulus), wanted):
+            if compare_digest(
+                PACK_CODE((UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF) % modulus), expected
+            ):
                 found = candidate
         if found < 0:
             return None
