@@ -1,8 +1,9 @@
 """Shared machinery of the benchmark scripts: interleaved timing, machine facts, table, JSON.
 
-Method: every case is calibrated once, then timed in rounds; each round runs every case once, in
-an order shuffled per round (a seeded generator), so that a noisy neighbour or a CPU frequency
-change on a shared machine lands on all cases alike rather than on whichever ran at that moment.
+Method: every case is calibrated once, then timed in rounds; each round runs every case once.
+Within a round the tables come in a shuffled order and the rows of one table run back to back,
+also shuffled (a seeded generator), so that a noisy neighbour or a CPU frequency change on a
+shared machine lands on a row and its floor alike rather than on whichever ran at that moment.
 A case's figure is the median of its per-round samples, in nanoseconds per operation. A ratio
 is the median over rounds of the two cases' per-round quotient (paired samples, timed moments
 apart), always against a floor measured in the same run, never against a number from elsewhere.
@@ -33,7 +34,6 @@ __all__ = [
     "Case",
     "Measured",
     "Settings",
-    "by_key",
     "check",
     "floors",
     "machine",
@@ -101,7 +101,9 @@ def parse_args(description: str, name: str, argv: list[str] | None = None) -> Se
     parser.add_argument(
         "--quick", action="store_true", help="a tiny run (seconds) that only checks the script"
     )
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 51)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="timed rounds (default 51; 3 with --quick)"
+    )
     parser.add_argument(
         "--json",
         type=Path,
@@ -291,10 +293,3 @@ def check(condition: bool, message: str) -> None:
     """Stop the run when a peer gives a wrong answer: timing a broken call would mislead."""
     if not condition:
         raise SystemExit(f"sanity check failed: {message}")
-
-
-def by_key(
-    results: Mapping[str, Measured], section: str, variant: str, implementation: str
-) -> float:
-    """Return the median ns/op of one case."""
-    return results[f"{section}|{variant}|{implementation}"].ns
