@@ -10,13 +10,29 @@ from hmac import compare_digest
 from typing import Any, Final, TypeVar
 
 from ._code import normalize_code
-from ._hmac import hmac_states, normalize_algorithm
-from ._limits import MAX_COUNTER, MAX_DIGITS, MAX_LOOK_AHEAD, MIN_DIGITS
+from ._hmac import ALGORITHMS, hmac_states, normalize_algorithm
+from ._limits import (
+    MAX_COUNTER,
+    MAX_DIGITS,
+    MAX_LOOK_AHEAD,
+    MAX_SECRET_BYTES,
+    MIN_DIGITS,
+    MIN_SECRET_BYTES,
+)
 from ._match import Match
 from ._secret import check_secret
 from .exceptions import ConfigurationError
 
-__all__ = ["HOTP", "check_counter", "check_digits", "prepare", "restore"]
+__all__ = [
+    "HOTP",
+    "PACK_CODE",
+    "PACK_COUNTER",
+    "UNPACK_31",
+    "check_counter",
+    "check_digits",
+    "prepare",
+    "restore",
+]
 
 _T = TypeVar("_T")
 
@@ -24,6 +40,13 @@ _T = TypeVar("_T")
 PACK_COUNTER: Final = struct.Struct(">Q").pack
 #: RFC 4226 section 5.3: dynamic truncation reads 4 bytes at the offset, drops the top bit.
 UNPACK_31: Final = struct.Struct(">I").unpack_from
+#: A code value (below 10**8) as 4 fixed-width bytes, for a constant-time compare_digest.
+PACK_CODE: Final = struct.Struct(">I").pack
+#: One past the last 64-bit counter: the exclusive end of an HOTP look-ahead window.
+_COUNTER_LIMIT: Final = MAX_COUNTER + 1
+# 10**digits and "%0{digits}d" for each valid number of digits, made once rather than per object.
+_MODULI: Final = {digits: 10**digits for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
+_FORMATS: Final = {digits: f"%0{digits}d" for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
 
 
 def check_digits(digits: object) -> int:
@@ -48,9 +71,22 @@ def prepare(
     obj: object, secret: object, digits: object, algorithm: object, allow_short_secret: bool
 ) -> None:
     """Validate the shared parameters of HOTP/TOTP and precompute the per-key state on ``obj``."""
-    key = check_secret(secret, allow_short_secret=allow_short_secret)
-    check_digits(digits)
-    name = normalize_algorithm(algorithm)
+    # A login builds a TOTP from its stored secret every time, so the usual arguments take inlined
+    # fast paths; anything else goes through the full checks, which raise in the same order.
+    if (
+        type(secret) is bytes
+        and type(allow_short_secret) is bool
+        and MIN_SECRET_BYTES <= len(secret) <= MAX_SECRET_BYTES
+    ):
+        key = secret
+    else:
+        key = check_secret(secret, allow_short_secret=allow_short_secret)
+    if type(digits) is not int or not MIN_DIGITS <= digits <= MAX_DIGITS:
+        check_digits(digits)
+    if type(algorithm) is str and algorithm in ALGORITHMS:
+        name: str | None = algorithm
+    else:
+        name = normalize_algorithm(algorithm)
     if name is None:
         if not isinstance(algorithm, str):
             raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
@@ -59,12 +95,14 @@ def prepare(
         )
     inner, outer = hmac_states(key, name)
     setter = object.__setattr__
-    setter(obj, "secret", key)
-    setter(obj, "algorithm", name)
+    if key is not secret:
+        setter(obj, "secret", key)
+    if name is not algorithm:
+        setter(obj, "algorithm", name)
     setter(obj, "_inner", inner)
     setter(obj, "_outer", outer)
-    setter(obj, "_modulus", 10**digits)  # type: ignore[operator]
-    setter(obj, "_format", f"%0{digits}d")
+    setter(obj, "_modulus", _MODULI[digits])  # type: ignore[index]
+    setter(obj, "_format", _FORMATS[digits])  # type: ignore[index]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +155,15 @@ class HOTP:
         not ``digits`` ASCII digits after the documented normalisation is no match; a non-``str``
         code is a ``TypeError``.
         """
-        wanted = normalize_code(code, self.digits)
-        check_counter(counter)
+        # The same inlined fast paths and loop as TOTP.verify (see there for why); unusual
+        # arguments go through the full checks, which raise in the same order as before.
+        digits = self.digits
+        if type(code) is str and len(code) == digits and code.isascii() and code.isdigit():
+            wanted: str | None = code
+        else:
+            wanted = normalize_code(code, digits)
+        if type(counter) is not int or not 0 <= counter <= MAX_COUNTER:
+            check_counter(counter)
         if type(look_ahead) is not int:
             raise TypeError(f"look_ahead must be an int, not {type(look_ahead).__name__}")
         if not 0 <= look_ahead <= MAX_LOOK_AHEAD:
@@ -127,20 +172,23 @@ class HOTP:
             )
         if wanted is None:
             return None
-        last = min(counter + look_ahead, MAX_COUNTER)
+        expected = PACK_CODE(int(wanted))
+        last = counter + look_ahead + 1
+        if last > _COUNTER_LIMIT:  # noqa: PLR1730 - min() costs a call on the hot path
+            last = _COUNTER_LIMIT
         found = -1
-        inner_state = self._inner
-        outer_state = self._outer
+        inner_copy = self._inner.copy
+        outer_copy = self._outer.copy
         modulus = self._modulus
-        fmt = self._format
-        for candidate in range(counter, last + 1):
-            inner = inner_state.copy()
+        for candidate in range(counter, last):
+            inner = inner_copy()
             inner.update(PACK_COUNTER(candidate))
-            outer = outer_state.copy()
+            outer = outer_copy()
             outer.update(inner.digest())
             mac = outer.digest()
-            value = UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF
-            if compare_digest(fmt % (value % modulus), wanted):
+            if compare_digest(
+                PACK_CODE((UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF) % modulus), expected
+            ):
                 found = candidate
         if found < 0:
             return None

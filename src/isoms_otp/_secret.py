@@ -18,6 +18,14 @@ _SECRET_TEXT = re.compile(r"[A-Za-z2-7]+(?:[ -][A-Za-z2-7]+)*=*")
 _OUTER_WHITESPACE = " \t\r\n"
 # Unpadded base32 lengths that RFC 4648 can produce (len % 8); 1, 3 and 6 are impossible.
 _VALID_REMAINDERS = frozenset({0, 2, 4, 5, 7})
+# The RFC 4648 base32 alphabet (values 0-31, in order; either letter case) renamed to the digits
+# int(text, 32) reads; the ASCII digits outside the alphabet become "!", which int() refuses.
+_BASE32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_TO_INT_DIGITS = {
+    **str.maketrans(_BASE32_ALPHABET, "0123456789abcdefghijklmnopqrstuv"),
+    **str.maketrans(_BASE32_ALPHABET.lower(), "0123456789abcdefghijklmnopqrstuv"),
+    **str.maketrans("0189", "!!!!"),
+}
 
 
 def generate_secret(nbytes: int = 20) -> bytes:
@@ -73,6 +81,13 @@ def decode_secret(text: str) -> bytes:
         raise InvalidSecretError(
             f"the base32 secret is {len(text)} characters; the limit is {MAX_SECRET_TEXT}"
         )
+    # Fast path for the spelling encode_secret() writes and backends store: ASCII letters and
+    # digits only, a possible length. Symbols outside the alphabet (0, 1, 8, 9) become "!" and send
+    # the text down the full path below, which refuses it with the usual message.
+    if text.isascii() and text.isalnum() and len(text) % 8 in _VALID_REMAINDERS:
+        digits = text.translate(_TO_INT_DIGITS)
+        if "!" not in digits:
+            return _decode_symbols(digits, len(text))
     stripped = text.strip(_OUTER_WHITESPACE)
     if not stripped:
         raise InvalidSecretError("the base32 secret is empty")
@@ -95,14 +110,27 @@ def decode_secret(text: str) -> bytes:
         raise InvalidSecretError(
             f"the base32 secret has {padding} '=' padding characters; expected {allowed}"
         )
-    # The checks above leave b32decode nothing to refuse: alphabet, length and padding are right.
-    raw = base64.b32decode(symbols + "=" * expected_padding)
-    if encode_secret(raw) != symbols:
+    return _decode_symbols(symbols.translate(_TO_INT_DIGITS), len(symbols))
+
+
+def _decode_symbols(digits: str, count: int) -> bytes:
+    """Return the key spelled by ``count`` base32 symbols already renamed to int()'s digits.
+
+    RFC 4648 base32 is the key written as one big-endian number in 5-bit symbols, so int() reads
+    it in C where base64.b32decode loops in Python (the cold path of every login decodes a stored
+    secret). Base 32 is a power of two, so int_max_str_digits does not apply. The canonical check
+    is "the unused low bits are zero"; the size limit is checked first, as before.
+    """
+    size, unused = divmod(count * 5, 8)
+    if size > MAX_SECRET_BYTES:
+        raise InvalidSecretError(f"the secret is {size} bytes; the limit is {MAX_SECRET_BYTES}")
+    number = int(digits, 32)
+    if number & ((1 << unused) - 1):
         raise InvalidSecretError(
             "the base32 secret is not canonical: its last symbol carries non-zero unused bits "
             "(a typo in the last character?)"
         )
-    return raw
+    return (number >> unused).to_bytes(size, "big")
 
 
 def check_secret(secret: object, *, allow_short_secret: bool) -> bytes:

@@ -8,9 +8,10 @@ import time
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from hmac import compare_digest
+from typing import Final
 
 from ._code import normalize_code
-from ._hotp import PACK_COUNTER, UNPACK_31, prepare, restore
+from ._hotp import PACK_CODE, PACK_COUNTER, UNPACK_31, prepare, restore
 from ._limits import MAX_COUNTER, MAX_PERIOD, MAX_TOTP_WINDOW
 from ._match import Match
 from .exceptions import ConfigurationError
@@ -18,6 +19,9 @@ from .exceptions import ConfigurationError
 __all__ = ["TOTP", "check_window", "seconds"]
 
 Instant = int | float | datetime | None
+
+#: One past the last step a 64-bit counter can hold: the exclusive end of a verify window.
+_STEP_LIMIT: Final = MAX_COUNTER + 1
 
 
 def seconds(at: object) -> int | float:
@@ -157,35 +161,58 @@ class TOTP:
         A code that is not ``digits`` ASCII digits after the documented normalisation is no
         match; a non-``str`` code is a ``TypeError``.
         """
-        wanted = normalize_code(code, self.digits)
-        check_window(past, "past")
-        check_window(future, "future")
+        # The checks below are the fast paths of normalize_code(), check_window() and step(),
+        # inlined because a login pays for every Python call; anything unusual takes the full
+        # function, which raises the same errors in the same order as before.
+        digits = self.digits
+        if type(code) is str and len(code) == digits and code.isascii() and code.isdigit():
+            wanted: str | None = code
+        else:
+            wanted = normalize_code(code, digits)
+        if type(past) is not int or not 0 <= past <= MAX_TOTP_WINDOW:
+            check_window(past, "past")
+        if type(future) is not int or not 0 <= future <= MAX_TOTP_WINDOW:
+            check_window(future, "future")
         if after_step is None:
             lowest = 0
         elif type(after_step) is int:
-            lowest = after_step + 1
+            lowest = after_step + 1 if after_step >= 0 else 0  # "no match" (-1) must stay below
         else:
             raise TypeError(f"after_step must be an int or None, not {type(after_step).__name__}")
-        current = self.step(at)
+        t0 = self.t0
+        if type(at) is int and at >= t0:
+            current = (at - t0) // self.period
+        elif type(at) is float and t0 <= at < math.inf:
+            current = int((at - t0) // self.period)
+        else:
+            current = self.step(at)
+        if current > MAX_COUNTER:
+            current = self.step(at)  # raises: the step no longer fits in 64 bits
         if wanted is None:
             return None
+        # Compare 4-byte big-endian integers rather than formatted strings: compare_digest on
+        # fixed-width bytes is as constant-time as on the text and skips a "%0Nd" per candidate.
+        expected = PACK_CODE(int(wanted))
         first = current - past if current > past else 0
-        last = current + future
-        last = min(last, MAX_COUNTER)
+        last = current + future + 1
+        if last > _STEP_LIMIT:  # noqa: PLR1730 - min() costs a call on the hot path
+            last = _STEP_LIMIT
         found = -1
-        inner_state = self._inner
-        outer_state = self._outer
+        inner_copy = self._inner.copy
+        outer_copy = self._outer.copy
         modulus = self._modulus
-        fmt = self._format
-        for candidate in range(first, last + 1):
-            inner = inner_state.copy()
+        for candidate in range(first, last):
+            inner = inner_copy()
             inner.update(PACK_COUNTER(candidate))
-            outer = outer_state.copy()
+            outer = outer_copy()
             outer.update(inner.digest())
             mac = outer.digest()
-            value = UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF
-            if compare_digest(fmt % (value % modulus), wanted) and candidate >= lowest:
+            if compare_digest(
+                PACK_CODE((UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF) % modulus), expected
+            ):
                 found = candidate
-        if found < 0:
+        # The highest match wins, so when it is not above the high-water mark no other can be:
+        # testing ``after_step`` once here is the same as testing every candidate.
+        if found < lowest:
             return None
         return Match(step=found, drift=found - current)
