@@ -189,6 +189,51 @@ def test_user_validated(user: object, error: type[Exception]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("user", "fragment"),
+    [
+        ("alice\ud800", "a lone surrogate at position 5"),
+        ("\udfffalice", "a lone surrogate at position 0"),
+        ("\ud83d\ude00", "a lone surrogate at position 0"),
+        ("alice\nbob", "a control character at position 5"),
+        ("alice\x00", "a control character at position 5"),
+        ("alice\x7f", "a control character at position 5"),
+        ("alice\x85", "a control character at position 5"),
+        ("al\x9fice", "a control character at position 2"),
+    ],
+    ids=["surrogate", "trailing-surrogate-first", "surrogate-pair", "newline", "nul", "del",
+         "nel-c1", "c1-last"],
+)  # fmt: skip
+def test_user_with_unencodable_or_control_characters(user: str, fragment: str) -> None:
+    """Regression: a lone surrogate in the user id used to reach the store.
+
+    SQLite and Redis could not encode it: a StoreError that looked like an outage (and from
+    RedisStore.mark/reset a bare UnicodeEncodeError). Control characters would reach logs.
+    Both are now a ConfigurationError from every method, before the store is asked.
+    """
+    totp, hotp = TOTP(SECRET), HOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    calls: list[Callable[[], object]] = [
+        lambda: verifier.verify(user, totp, totp.generate(START)),
+        lambda: verifier.confirm(user, totp, totp.generate(START)),
+        lambda: verifier.resync(user, hotp, "123456", "123456"),
+        lambda: verifier.next_counter(user),
+        lambda: verifier.reset(user),
+    ]
+    for call in calls:
+        with pytest.raises(ConfigurationError, match=fragment):
+            call()
+    assert "MemoryStore(users=0)" == repr(verifier.store)
+
+
+def test_printable_unicode_user_accepted() -> None:
+    """Non-ASCII printable ids (accents, CJK, emoji as one code point) are fine."""
+    totp = TOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    for user in ["zoë@example.org", "\u7530\u4e2d", "\U0001f600", "a b"]:
+        assert "accepted" == verifier.verify(user, totp, totp.generate(START)).reason
+
+
+@pytest.mark.parametrize(
     ("now", "error"),
     [(None, TypeError), ("1700000000", TypeError), (math.nan, ConfigurationError),
      (-1.0, ConfigurationError), (math.inf, ConfigurationError)],

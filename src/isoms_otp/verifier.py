@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
@@ -25,6 +26,8 @@ MAX_USER_LENGTH: Final = 256
 #: The widest HOTP resynchronisation search (RFC 4226 section 7.4 asks for a bound).
 MAX_RESYNC_WINDOW: Final = 10_000
 
+#: C0 and C1 control characters (DEL included) and lone surrogates.
+_BAD_USER_CHARACTER: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _REASONS: Final = frozenset({"accepted", "invalid", "malformed", "replayed", "throttled"})
 
 
@@ -131,8 +134,9 @@ class Verifier:
         than the user's last accepted one. HOTP: the window runs ``look_ahead`` counters past the
         next unused counter; a match uses up every counter up to it. Wrong, malformed and replayed
         codes count as failures for the :class:`ThrottlePolicy`; a throttled user is refused
-        before the code is looked at. ``user`` is a non-empty str of at most 256 characters;
-        ``code`` must be a str (``TypeError`` otherwise).
+        before the code is looked at. ``user`` is a non-empty str of at most 256 characters,
+        without control characters or lone surrogates (``ConfigurationError``); ``code`` must
+        be a str (``TypeError`` otherwise).
         """
         _check_user(user)
         if not isinstance(otp, (TOTP, HOTP)):
@@ -242,4 +246,13 @@ def _check_user(user: object) -> None:
         raise ConfigurationError(
             f"user must be 1 to {MAX_USER_LENGTH} characters (got {len(user)}); "
             "use a stable account id"
+        )
+    # A lone surrogate cannot be encoded for SQLite or Redis: it would surface as a StoreError,
+    # which looks like an outage. Control characters in a key end up in logs and admin tools.
+    bad = _BAD_USER_CHARACTER.search(user)
+    if bad is not None:
+        what = "a lone surrogate" if bad.group() >= "\ud800" else "a control character"
+        raise ConfigurationError(
+            f"user contains {what} at position {bad.start()}; use a stable account id "
+            "(printable text)"
         )

@@ -229,7 +229,7 @@ class RedisStore:
         """Return the highest accepted step/counter of ``kind`` for ``user`` (``None``: none)."""
         try:
             value = self._client.hget(self._prefix + user, _FIELDS[kind])
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError, TypeError) as exc:  # as settle: unencodable keys
             raise self._fail(exc) from exc
         if value is None:
             return None
@@ -242,7 +242,7 @@ class RedisStore:
         """Clear ``user``'s failures and lock; the replay marks stay."""
         try:
             self._reset(keys=[self._prefix + user], args=[_text(now)])
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError, TypeError) as exc:  # as settle: unencodable keys
             raise self._fail(exc) from exc
 
     def prune(self, now: float) -> int:
