@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable
@@ -19,10 +18,13 @@ from .exceptions import ConfigurationError
 from .stores._base import Kind, Reason, Store
 from .throttle import ThrottlePolicy
 
-__all__ = ["MAX_RESYNC_WINDOW", "MAX_USER_LENGTH", "Verdict", "Verifier"]
+__all__ = ["MAX_CLOCK", "MAX_RESYNC_WINDOW", "MAX_USER_LENGTH", "Verdict", "Verifier"]
 
 #: The longest user key a store will track (characters). Usernames and e-mail addresses fit.
 MAX_USER_LENGTH: Final = 256
+#: The latest time a clock may return (Unix seconds, about 285 million years from 1970): every
+#: second up to it is exact as a float, and stores can add lock durations to it safely.
+MAX_CLOCK: Final = 2**53
 #: The widest HOTP resynchronisation search (RFC 4226 section 7.4 asks for a bound).
 MAX_RESYNC_WINDOW: Final = 10_000
 
@@ -65,7 +67,9 @@ def _check_range(value: object, name: str, low: int, high: int) -> int:
     if type(value) is not int:
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be from {low} to {high} (got {value})")
+        # A huge int's str() raises ValueError past 4300 digits: name it, do not print it.
+        got = value if value.bit_length() <= 64 else "a larger int"
+        raise ConfigurationError(f"{name} must be from {low} to {high} (got {got})")
     return value
 
 
@@ -75,7 +79,8 @@ class Verifier:
 
     ``store`` is a :class:`~isoms_otp.stores.Store` (``SQLiteStore`` on one machine,
     ``RedisStore`` for several, ``MemoryStore`` in one process). ``policy`` is the
-    :class:`ThrottlePolicy`; ``clock`` returns Unix seconds and is read once per call (pass an
+    :class:`ThrottlePolicy`; ``clock`` returns Unix seconds (0 to :data:`MAX_CLOCK`, 2**53; else
+    :class:`ConfigurationError`) and is read once per call (pass an
     :class:`~isoms_otp.testing.FakeClock` in tests). ``past``/``future`` are the TOTP window
     (0-10 steps each; default one each way), ``look_ahead`` the HOTP window (0-100 counters past
     the next unused one; default 5), ``resync_window`` how far :meth:`resync` searches
@@ -110,8 +115,13 @@ class Verifier:
         now = self.clock()
         if type(now) is not float and type(now) is not int:
             raise TypeError(f"clock must return Unix seconds, not {type(now).__name__}")
-        if not 0 <= now < math.inf:
-            raise ConfigurationError(f"clock returned {now!r}; it must be finite and >= 0")
+        if not 0 <= now <= MAX_CLOCK:
+            # Past 2**53 floats lose whole seconds and stores' float arithmetic overflows;
+            # a huge int's repr could be thousands of digits, so it is not printed.
+            got = "a number beyond 2**64" if abs(now) > 2**64 else repr(now)
+            raise ConfigurationError(
+                f"clock returned {got}; it must be Unix seconds from 0 to 2**53"
+            )
         return now
 
     def _verdict(self, reason: Reason, retry_after: float | None, match: Match | None) -> Verdict:
