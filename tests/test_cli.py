@@ -990,10 +990,16 @@ def test_inspect_json(run: RunCli) -> None:
     assert (shown["secret"], shown["period"]) == (KEY, 30)
 
 
-def test_inspect_escapes_invisible_characters(run: RunCli) -> None:
-    """A label with a direction override is shown escaped, so it cannot disguise itself."""
+def test_inspect_refuses_a_direction_override(run: RunCli) -> None:
+    """A label with a direction override (U+202E) is refused by the parser, not shown."""
     uri = URI.replace("alice@", "alice%E2%80%AE@")
-    assert "account:     'alice\\u202e@example.com'\n" in run("inspect", stdin=uri).out
+    assert_error(run("inspect", stdin=uri), "stdin: the account contains an invisible")
+
+
+def test_inspect_escapes_unusual_spaces(run: RunCli) -> None:
+    """A label with a character a terminal shows as blank (NBSP) is shown escaped."""
+    uri = URI.replace("alice@", "alice%C2%A0@")
+    assert "account:     'alice\\xa0@example.com'\n" in run("inspect", stdin=uri).out
 
 
 @pytest.mark.parametrize(

@@ -536,9 +536,9 @@ def _note(message: str) -> None:
 
 
 def _shown(text: str) -> str:
-    """Return ``text`` for a terminal: escaped if it holds invisible or direction characters."""
-    # parse_uri() already refuses control characters; this also covers format characters such
-    # as U+202E RIGHT-TO-LEFT OVERRIDE, which could make a label read as something else.
+    """Return ``text`` for a terminal: escaped if it holds characters that do not show as such."""
+    # parse_uri() already refuses control, format (U+202E) and line-separator characters; this
+    # also covers spaces other than ' ' (NBSP), private-use and unassigned code points.
     return text if text.isprintable() else ascii(text)
 
 
