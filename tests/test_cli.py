@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -178,6 +179,69 @@ def test_secret_as_argument_is_not_echoed(run: RunCli) -> None:
     result = run("code", KEY)
     assert_error(result, "unexpected arguments", "stdin")
     assert KEY not in result.err
+
+
+SECRET_URI = f"otpauth://totp/a?secret={KEY}"
+MISTYPED_OPTIONS = [
+    ["code", "--secret", KEY],
+    ["code", "--uri", SECRET_URI],
+    ["verify", "123456", "--secret", KEY],
+    ["code", "--a=" + KEY],
+    ["code", "--s=" + KEY],
+    ["code", "--watch=" + KEY],
+    ["code", "-h" + KEY],
+    ["enroll", "--account", "a", "--json=" + KEY],
+]
+
+
+@pytest.mark.parametrize(
+    "argv", MISTYPED_OPTIONS, ids=[argv[1].split("=")[0][:8] for argv in MISTYPED_OPTIONS]
+)
+def test_mistyped_option_does_not_echo_the_secret(run: RunCli, argv: list[str]) -> None:
+    """Regression: a prefix of an option used to be expanded and its value echoed.
+
+    argparse matched ``--secret`` to ``--secret-file`` and ``--uri`` to ``--uri-file``,
+    then said "cannot read --secret-file 'JBSW...'"; ``--a=JBSW...`` gave "ambiguous
+    option: --a=JBSW... could match ..."; ``--watch=JBSW...`` "ignored explicit argument
+    'JBSW...'". Abbreviations are now off and those messages scrubbed.
+    """
+    result = run(*argv)
+    assert_error(result)
+    assert KEY not in result.out + result.err
+
+
+def test_ambiguous_option_message_is_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: argparse's "ambiguous option" error used to repeat the argument.
+
+    With abbreviations off our options cannot be ambiguous, so the message is fed in
+    as argparse words it, to pin the scrubbing should a parser ever allow them.
+    """
+    parser = cli._Parser(prog="isoms-otp code")
+    with pytest.raises(SystemExit) as exit_info:
+        parser.error(f"ambiguous option: --a={KEY} could match --algorithm, --at")
+    assert 2 == exit_info.value.code
+    err = capsys.readouterr().err
+    assert "unexpected arguments (not repeated here" in err
+    assert KEY not in err
+
+
+def test_subcommand_parsers_refuse_abbreviations() -> None:
+    """Every parser, the subcommands' included, has prefix matching off."""
+    parser = cli._build_parser()
+    subparsers = next(
+        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    assert {False} == {parser.allow_abbrev} | {
+        sub.allow_abbrev for sub in subparsers.choices.values()
+    }
+
+
+@pytest.mark.parametrize("option", ["--secret-file", "--uri-file"])
+def test_unreadable_file_error_omits_the_path(run: RunCli, option: str) -> None:
+    """Regression: a file-read error used to repeat the path, which may be a mistyped secret."""
+    result = run("code", option, KEY)
+    assert_error(result, f"cannot read {option}: No such file or directory")
+    assert KEY not in result.out + result.err
 
 
 def test_secret_as_command_is_not_echoed(run: RunCli) -> None:
@@ -586,8 +650,9 @@ def test_code_file_content_errors(
     path = tmp_path / "input"
     path.write_text(content, encoding="utf-8")
     result = run("code", option, str(path))
-    assert_error(result, f"{option} {str(path)!r}", fragment)
+    assert_error(result, option, fragment)
     assert KEY not in result.err
+    assert str(path) not in result.err
 
 
 @pytest.mark.parametrize("option", ["--secret-file", "--uri-file"])
@@ -925,10 +990,16 @@ def test_inspect_json(run: RunCli) -> None:
     assert (shown["secret"], shown["period"]) == (KEY, 30)
 
 
-def test_inspect_escapes_invisible_characters(run: RunCli) -> None:
-    """A label with a direction override is shown escaped, so it cannot disguise itself."""
+def test_inspect_refuses_a_direction_override(run: RunCli) -> None:
+    """A label with a direction override (U+202E) is refused by the parser, not shown."""
     uri = URI.replace("alice@", "alice%E2%80%AE@")
-    assert "account:     'alice\\u202e@example.com'\n" in run("inspect", stdin=uri).out
+    assert_error(run("inspect", stdin=uri), "stdin: the account contains an invisible")
+
+
+def test_inspect_escapes_unusual_spaces(run: RunCli) -> None:
+    """A label with a character a terminal shows as blank (NBSP) is shown escaped."""
+    uri = URI.replace("alice@", "alice%C2%A0@")
+    assert "account:     'alice\\xa0@example.com'\n" in run("inspect", stdin=uri).out
 
 
 @pytest.mark.parametrize(
@@ -938,7 +1009,7 @@ def test_inspect_escapes_invisible_characters(run: RunCli) -> None:
         ([], KEY, "stdin: the URI must start with otpauth://"),
         ([URI.replace("iSOMS:", "a:b:")], "", "the URI argument: the label has more than one"),
         ([" "], "", "the URI argument is empty"),
-        (["--uri-file", "missing"], "", "cannot read --uri-file 'missing'"),
+        (["--uri-file", "missing"], "", "cannot read --uri-file: No such file or directory"),
         ([], "", "stdin is empty; expected one otpauth:// URI"),
     ],
     ids=["argument-and-file", "secret-not-uri", "bad-argument", "blank-argument", "missing-file",

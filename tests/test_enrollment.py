@@ -11,12 +11,15 @@ from isoms_otp import (
     Enrollment,
     InvalidSecretError,
     InvalidURIError,
+    MemoryStore,
+    Verifier,
     build_uri,
     decode_secret,
     encode_secret,
     enroll,
     parse_uri,
 )
+from isoms_otp.testing import FakeClock
 
 KEY = decode_secret("HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ")
 
@@ -79,10 +82,10 @@ def test_repr_shows_no_secret() -> None:
 
 
 def test_scan_then_confirm_with_the_same_objects() -> None:
-    """The app reads the URI, shows a code, and the server's TOTP accepts it exactly once.
+    """The app reads the URI, shows a code, and the server's TOTP computes the same one.
 
-    The confirmation stores the matched step, so the same code cannot be the first sign-in code
-    (the teamhanko/hanko#2723 bug).
+    Past the matched step (``after_step``) the same code matches no more; in an application
+    the Verifier keeps that mark (see the next test).
     """
     enrolment = enroll("alice", issuer="iSOMS")
     app = parse_uri(enrolment.uri).otp  # what the phone computes from the QR code
@@ -92,6 +95,27 @@ def test_scan_then_confirm_with_the_same_objects() -> None:
     assert match is not None
     assert enrolment.otp.step(at) == match.step
     assert enrolment.otp.verify(code, at=at + 20, after_step=match.step) is None
+
+
+def test_confirmation_code_is_not_the_first_sign_in_code() -> None:
+    """Regression: the enrolment guide used to confirm with a bare ``otp.verify``.
+
+    It told integrators to keep ``match.step`` as their own mark, which the Verifier never
+    sees, so the confirmation code was accepted again as the first sign-in code. Confirming
+    through ``Verifier.confirm`` claims it in the store that sign-in checks.
+    """
+    enrolment = enroll("alice", issuer="iSOMS")
+    app = parse_uri(enrolment.uri).otp  # what the phone computes from the QR code
+    assert isinstance(app, TOTP)
+    clock = FakeClock(1_800_000_015)
+    verifier = Verifier(MemoryStore(), clock=clock)
+    code = app.generate(clock())
+    confirmed = verifier.confirm("alice", enrolment.otp, code)
+    assert "accepted" == confirmed.reason
+    clock.advance(20)  # signing in right away: the code is still inside the window
+    assert "replayed" == verifier.verify("alice", enrolment.otp, code).reason
+    clock.advance(30)  # the next code, past the replay's back-off, signs in
+    assert "accepted" == verifier.verify("alice", enrolment.otp, app.generate(clock())).reason
 
 
 def test_a_wrong_code_does_not_confirm() -> None:

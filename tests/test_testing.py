@@ -33,12 +33,21 @@ def test_default_start() -> None:
         (lambda c: c.set(-1), ConfigurationError),
         (lambda c: c.advance(-2000), ConfigurationError),
         (lambda c: c.set(True), TypeError),
+        (lambda c: c.set(10**400), ConfigurationError),
+        (lambda c: c.advance(-(10**5000)), ConfigurationError),
     ],
-    ids=["nan", "text", "negative-time", "before-epoch", "bool"],
-)
+    ids=["nan", "text", "negative-time", "before-epoch", "bool", "int-beyond-float",
+         "int-beyond-repr-limit"],
+)  # fmt: skip
 def test_refuses_nonsense(call: object, error: type[Exception]) -> None:
     """Times must be finite, non-negative numbers; a refused move leaves the clock alone."""
     clock = FakeClock(1000)
     with pytest.raises(error):
         call(clock)  # type: ignore[operator]
     assert 1000.0 == clock()
+
+
+def test_start_beyond_any_float() -> None:
+    """Regression: FakeClock(10**400) used to raise OverflowError, not ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="beyond any float"):
+        FakeClock(10**400)

@@ -57,13 +57,23 @@ def test_frozen() -> None:
         ({"lock_duration": 0}, ConfigurationError, "lock_duration"),
         ({"lock_duration": "1h"}, TypeError, "lock_duration"),
         ({"lock_duration": 1e12}, ConfigurationError, "lock_duration"),
+        ({"base_delay": 10**400}, ConfigurationError, "base_delay .* beyond any float"),
+        ({"max_delay": 10**400}, ConfigurationError, "max_delay .* beyond any float"),
+        ({"lock_duration": -(10**400)}, ConfigurationError, "lock_duration .* beyond any float"),
+        ({"max_failures": 10**5000}, ConfigurationError, "got a larger int"),
     ],
     ids=[
         "zero-failures", "over-nist", "float-failures", "negative-delay", "nan-delay",
         "bool-delay", "infinite-max", "max-below-base", "zero-lock", "text-lock", "huge-lock",
+        "int-beyond-float-delay", "int-beyond-float-max", "int-beyond-float-lock",
+        "int-beyond-repr-failures",
     ],
 )  # fmt: skip
 def test_validation(options: dict[str, object], error: type[Exception], message: str) -> None:
-    """Out-of-range or mistyped settings are refused with a message naming the setting."""
+    """Out-of-range or mistyped settings are refused with a message naming the setting.
+
+    Regression: an int beyond any float (10**400) used to raise OverflowError, and one past
+    4300 digits a bare ValueError from printing it.
+    """
     with pytest.raises(error, match=message):
         ThrottlePolicy(**options)  # type: ignore[arg-type]

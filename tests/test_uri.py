@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 import pytest
 from hypothesis import example, given
@@ -31,17 +32,25 @@ INVALID: list[dict[str, Any]] = VECTORS["invalid"]
 KEY = decode_secret("HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ")  # 20 bytes
 B32 = "HXDMVJECJJWSRB3HWIZR4IFUGFTMXBOZ"
 
-# Label text as users type it: any Unicode but controls, surrogates and ':', with the characters
-# that break naive encoders (pyotp#47, #174; otplib#126) drawn often.
-SPECIAL = " @+%&=#?/;,!$'()*[]~\\\"<>{}|^`éÜ日本🔐\u00a0\u200b"
+# Label text as users type it: any Unicode but ':' and the refused categories (controls,
+# invisible formatting, surrogates, line and paragraph separators), never only whitespace, with
+# the characters that break naive encoders (pyotp#47, #174; otplib#126) drawn often.
+SPECIAL = " @+%&=#?/;,!$'()*[]~\\\"<>{}|^`éÜ日本🔐\u00a0\u3000"
+REFUSED_CATEGORIES: tuple[Literal["Cc", "Cf", "Cs", "Zl", "Zp"], ...] = (
+    "Cc",
+    "Cf",
+    "Cs",
+    "Zl",
+    "Zp",
+)
 LABEL_TEXT = st.text(
     alphabet=st.one_of(
         st.sampled_from(SPECIAL),
-        st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=":"),
+        st.characters(blacklist_categories=REFUSED_CATEGORIES, blacklist_characters=":"),
     ),
     min_size=1,
     max_size=40,
-)
+).filter(lambda text: not text.isspace())
 ACCOUNTS = LABEL_TEXT.filter(lambda text: not text.startswith(" "))
 
 
@@ -164,6 +173,23 @@ def _build_error(**changes: Any) -> str:
         pytest.param({"issuer": "a\x7f"}, "control character", id="del-in-issuer"),
         pytest.param({"issuer": "a\x85"}, "control character", id="c1-in-issuer"),
         pytest.param({"account": "a\ud800"}, "lone surrogate", id="surrogate-in-account"),
+        pytest.param(
+            {"account": "alice\u202e"},
+            "account contains an invisible formatting",
+            id="bidi-account",
+        ),
+        pytest.param(
+            {"issuer": "\u200biSOMS"}, "issuer contains an invisible formatting", id="zwsp-issuer"
+        ),
+        pytest.param({"issuer": "i\ufeff"}, "at position 1", id="bom-issuer"),
+        pytest.param({"account": "a\u2060b"}, "invisible formatting", id="word-joiner-account"),
+        pytest.param({"account": "a\u2028b"}, "a line separator at position 1", id="ls-account"),
+        pytest.param({"issuer": "a\u2029"}, "a paragraph separator", id="ps-issuer"),
+        pytest.param({"issuer": "  "}, "the issuer is only whitespace", id="spaces-issuer"),
+        pytest.param(
+            {"issuer": "\u3000"}, "the issuer is only whitespace", id="ideographic-issuer"
+        ),
+        pytest.param({"account": "\u00a0"}, "the account is only whitespace", id="nbsp-account"),
         pytest.param({"image": "http://x.org/l.png"}, "https:// URL", id="image-http"),
         pytest.param({"image": "https://"}, "https:// URL", id="image-without-host"),
         pytest.param({"image": "https://x\x00"}, "control character", id="image-control"),
@@ -291,6 +317,53 @@ def test_parsed_code_generation_matches_the_source() -> None:
     assert [otp.generate(at) for at in (0, 59, 10**9)] == [
         parsed.otp.generate(at) for at in (0, 59, 10**9)
     ]
+
+
+@given(
+    prefix=LABEL_TEXT,
+    hidden=st.characters(whitelist_categories=REFUSED_CATEGORIES),
+    suffix=LABEL_TEXT,
+    where=st.sampled_from(["account", "issuer"]),
+)
+def test_hidden_characters_refused_on_build(
+    prefix: str, hidden: str, suffix: str, where: str
+) -> None:
+    """Regression: U+202E, zero-width and line-separator characters used to be accepted.
+
+    Only C0/C1 controls and surrogates were refused, so an issuer could pose as another one
+    in the app (a direction override) or break a log line (U+2028). Any character of Unicode
+    category Cc, Cf, Cs, Zl or Zp in the account or issuer is now refused.
+    """
+    text = (prefix + hidden + suffix).lstrip()
+    account, issuer = (text, "iSOMS") if where == "account" else ("alice", text)
+    with pytest.raises(InvalidURIError, match=f"the {where} contains"):
+        build_uri(TOTP(KEY), account=account, issuer=issuer)
+
+
+@given(
+    prefix=LABEL_TEXT,
+    hidden=st.characters(whitelist_categories=("Cf", "Zl", "Zp")),
+    suffix=LABEL_TEXT,
+    where=st.sampled_from(["account", "issuer", "issuer in the label"]),
+)
+def test_hidden_characters_refused_on_parse(
+    prefix: str, hidden: str, suffix: str, where: str
+) -> None:
+    """Regression: parse_uri used to accept format and separator characters in the label.
+
+    Percent-encoded (controls and surrogates are refused earlier, by the decoder).
+    """
+    text = quote((prefix + hidden + suffix).lstrip(), safe="")
+    account, issuer, label_issuer = "alice", "iSOMS", "iSOMS"
+    if where == "account":
+        account = text
+    elif where == "issuer":
+        issuer = text
+    else:
+        label_issuer = text
+    uri = f"otpauth://totp/{label_issuer}:{account}?secret={B32}&issuer={issuer}"
+    with pytest.raises(InvalidURIError, match=f"the {where} contains"):
+        parse_uri(uri)
 
 
 @given(account=ACCOUNTS, issuer=st.none() | LABEL_TEXT)

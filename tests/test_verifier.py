@@ -22,6 +22,7 @@ from isoms_otp import (
 )
 from isoms_otp.stores import Settlement
 from isoms_otp.testing import FakeClock
+from isoms_otp.verifier import MAX_CLOCK
 
 SECRET = bytes(range(20))
 START = 30 * 56_666_667 + 10
@@ -189,6 +190,51 @@ def test_user_validated(user: object, error: type[Exception]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("user", "fragment"),
+    [
+        ("alice\ud800", "a lone surrogate at position 5"),
+        ("\udfffalice", "a lone surrogate at position 0"),
+        ("\ud83d\ude00", "a lone surrogate at position 0"),
+        ("alice\nbob", "a control character at position 5"),
+        ("alice\x00", "a control character at position 5"),
+        ("alice\x7f", "a control character at position 5"),
+        ("alice\x85", "a control character at position 5"),
+        ("al\x9fice", "a control character at position 2"),
+    ],
+    ids=["surrogate", "trailing-surrogate-first", "surrogate-pair", "newline", "nul", "del",
+         "nel-c1", "c1-last"],
+)  # fmt: skip
+def test_user_with_unencodable_or_control_characters(user: str, fragment: str) -> None:
+    """Regression: a lone surrogate in the user id used to reach the store.
+
+    SQLite and Redis could not encode it: a StoreError that looked like an outage (and from
+    RedisStore.mark/reset a bare UnicodeEncodeError). Control characters would reach logs.
+    Both are now a ConfigurationError from every method, before the store is asked.
+    """
+    totp, hotp = TOTP(SECRET), HOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    calls: list[Callable[[], object]] = [
+        lambda: verifier.verify(user, totp, totp.generate(START)),
+        lambda: verifier.confirm(user, totp, totp.generate(START)),
+        lambda: verifier.resync(user, hotp, "123456", "123456"),
+        lambda: verifier.next_counter(user),
+        lambda: verifier.reset(user),
+    ]
+    for call in calls:
+        with pytest.raises(ConfigurationError, match=fragment):
+            call()
+    assert "MemoryStore(users=0)" == repr(verifier.store)
+
+
+def test_printable_unicode_user_accepted() -> None:
+    """Non-ASCII printable ids (accents, CJK, emoji as one code point) are fine."""
+    totp = TOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    for user in ["zoë@example.org", "\u7530\u4e2d", "\U0001f600", "a b"]:
+        assert "accepted" == verifier.verify(user, totp, totp.generate(START)).reason
+
+
+@pytest.mark.parametrize(
     ("now", "error"),
     [(None, TypeError), ("1700000000", TypeError), (math.nan, ConfigurationError),
      (-1.0, ConfigurationError), (math.inf, ConfigurationError)],
@@ -200,6 +246,52 @@ def test_clock_values_validated(now: object, error: type[Exception]) -> None:
     verifier = Verifier(MemoryStore(), clock=lambda: now)  # type: ignore[arg-type,return-value]
     with pytest.raises(error, match="clock"):
         verifier.verify("alice", totp, totp.generate(START))
+
+
+@pytest.mark.parametrize(
+    "now",
+    [10**400, -(10**5000), 2**53 + 1, 1e300, float(2**60)],
+    ids=["int-beyond-float", "int-beyond-repr-limit", "just-past-2**53", "float-1e300",
+         "float-2**60"],
+)  # fmt: skip
+def test_clock_beyond_max_clock(now: float) -> None:
+    """Regression: a clock returning 10**400 used to raise OverflowError from the store.
+
+    Times are now bounded to MAX_CLOCK (2**53 s, where floats still hold whole seconds);
+    beyond it every method raises ConfigurationError, whatever the code or OTP kind.
+    """
+    totp, hotp = TOTP(SECRET), HOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=lambda: now)
+    calls: list[Callable[[], object]] = [
+        lambda: verifier.verify("alice", totp, "123456"),
+        lambda: verifier.verify("alice", totp, "not a code"),
+        lambda: verifier.verify("alice", hotp, "123456"),
+        lambda: verifier.resync("alice", hotp, "123456", "123456"),
+        lambda: verifier.reset("alice"),
+        verifier.prune,
+    ]
+    for call in calls:
+        with pytest.raises(ConfigurationError, match=r"clock returned .*0 to 2\*\*53"):
+            call()
+
+
+def test_clock_at_max_clock() -> None:
+    """MAX_CLOCK itself is a valid time."""
+    hotp = HOTP(SECRET)
+    verifier = Verifier(MemoryStore(), clock=lambda: MAX_CLOCK)
+    assert "accepted" == verifier.verify("alice", hotp, hotp.generate(0)).reason
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("look_ahead", 10**5000), ("resync_window", -(10**5000))],
+    ids=["look-ahead", "resync-window"],
+)
+def test_huge_int_setting_named_not_printed(option: str, value: int) -> None:
+    """Regression: an int past 4300 digits used to raise a bare ValueError from its str()."""
+    options: dict[str, Any] = {option: value}
+    with pytest.raises(ConfigurationError, match=f"{option} must be .* \\(got a larger int"):
+        Verifier(MemoryStore(), **options)
 
 
 def test_integer_clock() -> None:

@@ -147,16 +147,25 @@ def _instant(text: str) -> int | float:
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and never repeat an argument's value.
 
-    argparse quotes unrecognised arguments and invalid choices. Someone who types
-    ``isoms-otp code JBSWY3DP...`` put a secret there, and stderr may end up in a log.
+    argparse quotes unrecognised arguments, ambiguous options and invalid choices.
+    Someone who types ``isoms-otp code JBSWY3DP...`` put a secret there, and stderr
+    may end up in a log. Abbreviated options are off (subparsers inherit this through
+    ``parser_class``): prefix matching turned ``--secret JBSW...`` into
+    ``--secret-file`` with the secret as its path.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(**kwargs)
+
     def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments"):
+        if message.startswith(("unrecognized arguments", "ambiguous option")):
             message = (
                 "unexpected arguments (not repeated here, in case one is a secret): "
                 "secrets and URIs are read from stdin or --secret-file/--uri-file"
             )
+        elif "ignored explicit argument" in message:  # --json=VALUE: the value may be a secret
+            message = message[: message.index("ignored explicit argument")] + "takes no value"
         elif "invalid choice" in message:
             head = message[: message.index("invalid choice")]
             _, found, choices = message.rpartition("(choose from")
@@ -446,13 +455,14 @@ def _load_key(args: argparse.Namespace) -> TOTP | _Counted:
     """Read the secret or URI that ``code``/``verify`` work on, and apply the key options."""
     expected = "one base32 secret or otpauth:// URI"
     if args.secret_file is not None:
-        origin = f"--secret-file {args.secret_file!r}"
+        # The path is not repeated in messages: a mistyped command line can put a secret there.
+        origin = "--secret-file"
         text = _read_file(args.secret_file, origin, "one base32 secret")
         if _is_uri(text):
             raise _UsageError(f"{origin} holds an otpauth URI, not a secret: use --uri-file")
         return _key_from_secret(text, origin, args)
     if args.uri_file is not None:
-        origin = f"--uri-file {args.uri_file!r}"
+        origin = "--uri-file"
         return _key_from_uri(_read_file(args.uri_file, origin, "one otpauth:// URI"), origin, args)
     text = _read_stdin("Secret or otpauth URI (not shown): ", expected)
     if _is_uri(text):
@@ -526,9 +536,9 @@ def _note(message: str) -> None:
 
 
 def _shown(text: str) -> str:
-    """Return ``text`` for a terminal: escaped if it holds invisible or direction characters."""
-    # parse_uri() already refuses control characters; this also covers format characters such
-    # as U+202E RIGHT-TO-LEFT OVERRIDE, which could make a label read as something else.
+    """Return ``text`` for a terminal: escaped if it holds characters that do not show as such."""
+    # parse_uri() already refuses control, format (U+202E) and line-separator characters; this
+    # also covers spaces other than ' ' (NBSP), private-use and unassigned code points.
     return text if text.isprintable() else ascii(text)
 
 
@@ -823,7 +833,7 @@ def _cmd_inspect(args: argparse.Namespace, _runtime: _Runtime) -> int:
             raise _UsageError("give the URI once: as an argument or with --uri-file, not both")
         origin, text = "the URI argument", _checked(args.uri.strip(), "the URI argument", expected)
     elif args.uri_file is not None:
-        origin = f"--uri-file {args.uri_file!r}"
+        origin = "--uri-file"
         text = _read_file(args.uri_file, origin, expected)
     else:
         origin, text = "stdin", _read_stdin("otpauth URI (not shown): ", expected)

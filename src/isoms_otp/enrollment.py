@@ -3,8 +3,10 @@
 :func:`enroll` always uses TOTP with SHA1, 6 digits and 30-second steps. No other setting
 gives the right codes in Google Authenticator, Microsoft Authenticator and Authy (see
 :mod:`isoms_otp.compat`). The enrolment stays *pending* until the user types a valid code from
-the app. That check uses the same ``TOTP`` object, and it also records the code's step, so the
-confirmation code cannot be used again as the first sign-in code.
+the app. Check that code with :meth:`Verifier.confirm <isoms_otp.Verifier.confirm>` and the
+same ``TOTP`` (``enrolment.otp``), and activate only when the verdict is ``ok``: the Verifier's
+store then holds the code's step, so the confirmation code cannot be used again as the first
+sign-in code. A bare ``TOTP.verify`` records nothing.
 """
 
 from __future__ import annotations

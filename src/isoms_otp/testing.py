@@ -13,9 +13,15 @@ __all__ = ["FakeClock"]
 def _finite(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any double; its repr could be thousands of digits
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds (got an int beyond any float)"
+        ) from None
+    if not math.isfinite(number):
         raise ConfigurationError(f"{name} must be a finite number of seconds (got {value!r})")
-    return float(value)
+    return number
 
 
 class FakeClock:

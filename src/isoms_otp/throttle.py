@@ -18,7 +18,12 @@ _MAX_SECONDS = 10 * 365 * 24 * 3600.0
 def _seconds(value: object, name: str, *, positive: bool) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any double; its repr could be thousands of digits
+        raise ConfigurationError(
+            f"{name} must be at most {_MAX_SECONDS:.0f} seconds (got an int beyond any float)"
+        ) from None
     low_ok = number > 0 if positive else number >= 0
     if not (low_ok and math.isfinite(number) and number <= _MAX_SECONDS):
         floor = "greater than 0" if positive else "0 or more"
@@ -55,9 +60,11 @@ class ThrottlePolicy:
         if type(self.max_failures) is not int:
             raise TypeError(f"max_failures must be an int, not {type(self.max_failures).__name__}")
         if not 1 <= self.max_failures <= MAX_FAILURES_CEILING:
+            # A huge int's str() raises ValueError past 4300 digits: name it, do not print it.
+            got = self.max_failures if self.max_failures.bit_length() <= 64 else "a larger int"
             raise ConfigurationError(
                 f"max_failures must be from 1 to {MAX_FAILURES_CEILING} "
-                f"(NIST SP 800-63B's ceiling; got {self.max_failures})"
+                f"(NIST SP 800-63B's ceiling; got {got})"
             )
         base = _seconds(self.base_delay, "base_delay", positive=False)
         ceiling = _seconds(self.max_delay, "max_delay", positive=False)

@@ -9,14 +9,16 @@ differ from the defaults.
 :func:`parse_uri` follows the rules in ``docs/enrolment.md``. It splits the URI first and then
 percent-decodes each piece once. The label splits on the first colon (a literal ``:`` or
 ``%3A``). When the label's issuer and the ``issuer`` parameter disagree, the parameter wins.
-Duplicate parameters, bad escapes and control characters are refused, and so is any URI longer
-than :data:`MAX_URI_LENGTH`. Every refusal is an :class:`InvalidURIError`, and no message
+Duplicate parameters, bad escapes and control characters are refused, as are invisible
+formatting characters (such as U+202E) and line separators in the account or issuer, and any
+URI longer than :data:`MAX_URI_LENGTH`. Every refusal is an :class:`InvalidURIError`, and no message
 repeats any part of the input, so none can leak the secret.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Final, Literal
 from urllib.parse import quote, unquote_to_bytes
@@ -52,6 +54,14 @@ _KNOWN_PARAMETERS: Final = frozenset(
 )
 # C0 and C1 controls, DEL, and lone surrogates (which cannot be encoded as UTF-8).
 _CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# Unicode categories refused in an account or issuer: what each is, for the error message.
+_HIDDEN_CATEGORIES: Final = {
+    "Cc": "a control character",
+    "Cs": "a lone surrogate",
+    "Cf": "an invisible formatting character (such as a direction override or zero-width space)",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
 _BAD_ESCAPE: Final = re.compile("%(?![0-9A-Fa-f]{2})")
 # ASCII digits only, no sign or leading zero; 20 digits are enough for 2**64-1.
 _DECIMAL: Final = re.compile("0|[1-9][0-9]{0,19}")
@@ -63,13 +73,15 @@ class OTPAuthURI:
     """One ``otpauth://`` URI as values: the key, the account, and the rest of the label.
 
     ``otp`` is the :class:`TOTP` (with ``t0`` 0, which the format cannot carry) or the
-    :class:`HOTP`. ``account`` must be non-empty and must not start with a space.
-    ``issuer`` is a non-empty string or ``None``. Neither may contain ``:`` or a control
-    character. ``counter`` is required for HOTP (0 to 2**64-1) and must be ``None`` for TOTP.
-    ``image`` is an ``https://`` URL or ``None``. A value that would make an invalid URI raises
-    :class:`InvalidURIError`; a value of the wrong type raises ``TypeError``. ``quirks`` records
-    the non-canonical spellings a parsed URI used. It is empty for objects you build, and it is
-    left out of equality and ``repr``. The ``repr`` never shows the secret.
+    :class:`HOTP`. ``account`` must be non-empty and must not start with a space. ``issuer`` is a
+    non-empty string or ``None``. Neither may be only whitespace, nor contain ``:`` or a character
+    of Unicode category Cc, Cf, Cs, Zl or Zp (controls, invisible formatting such as U+202E or
+    U+200B, surrogates, line and paragraph separators). ``counter`` is required for HOTP (0 to
+    2**64-1) and must be ``None`` for TOTP. ``image`` is an ``https://`` URL or ``None``. A value
+    that would make an invalid URI raises :class:`InvalidURIError`; a value of the wrong type raises
+    ``TypeError``. ``quirks`` records the non-canonical spellings a parsed URI used. It is empty for
+    objects you build, and it is left out of equality and ``repr``. The ``repr`` never shows the
+    secret.
     """
 
     otp: TOTP | HOTP
@@ -140,8 +152,24 @@ def _check_label_part(value: object, name: str) -> None:
             f"the {name} contains ':', which apps read as the issuer/account separator: "
             "remove it or replace it"
         )
-    if _CONTROL.search(value):
-        raise InvalidURIError(f"the {name} contains a control character or a lone surrogate")
+    _check_visible(value, f"the {name}")
+
+
+def _check_visible(value: str, what: str) -> None:
+    """Refuse text that is only whitespace, or holds a character that hides or reorders text.
+
+    A bidi override (U+202E) or zero-width character lets an issuer pose as another one in the
+    app's list, and a line separator breaks log lines; users never type them on purpose.
+    """
+    for position, character in enumerate(value):
+        kind = _HIDDEN_CATEGORIES.get(unicodedata.category(character))
+        if kind is not None:
+            raise InvalidURIError(
+                f"{what} contains {kind} at position {position}: remove it (apps would show "
+                "the text differently from what it is)"
+            )
+    if value and not value.strip():
+        raise InvalidURIError(f"{what} is only whitespace; give a visible name")
 
 
 def _quote(text: str) -> str:
@@ -186,8 +214,9 @@ def build_uri(
     The URI contains the secret: show it only to the user who is enrolling, and never log it.
     ``counter`` is required for an :class:`HOTP` and refused for a :class:`TOTP`. Raises
     :class:`InvalidURIError` if ``account`` is empty or starts with a space, if ``account`` or
-    ``issuer`` contains ``:`` or a control character, if ``image`` is not an ``https://`` URL,
-    and if the result would be longer than :data:`MAX_URI_LENGTH`. Use an issuer: apps show it
+    ``issuer`` is only whitespace or contains ``:``, a control character or an invisible formatting
+    or line-separator character (Unicode Cc, Cf, Cs, Zl, Zp), if ``image`` is not an ``https://``
+    URL, and if the result would be longer than :data:`MAX_URI_LENGTH`. Use an issuer: apps show it
     as the name of the service.
     """
     return OTPAuthURI(
@@ -327,15 +356,16 @@ def _otp(
 def parse_uri(uri: str, *, allow_short_secret: bool = False) -> OTPAuthURI:
     """Read an ``otpauth://`` URI, treating it as hostile input.
 
-    Returns an :class:`OTPAuthURI`; ``parse_uri(x.to_uri()) == x``. ``allow_short_secret``
-    accepts legacy keys of 80 to 127 bits, as the ``TOTP``/``HOTP`` option of the same name
-    does. Refused with :class:`InvalidURIError`: input longer than :data:`MAX_URI_LENGTH`, a
-    control character or invalid percent-escape anywhere, bytes that are not UTF-8, a scheme
-    other than ``otpauth``, a type other than ``totp``/``hotp``, a fragment, an empty account,
-    a second ``:`` in the label, duplicate parameters, a missing or invalid secret, ``digits``
-    outside 6-8, a ``period`` outside 1-604800, an unknown ``algorithm``, a missing or
-    out-of-range HOTP ``counter``, and an ``image`` that is not ``https://``. Integers must be
-    plain ASCII decimals. Unknown parameters, ``period`` in an HOTP URI and ``counter`` in a
+    Returns an :class:`OTPAuthURI`; ``parse_uri(x.to_uri()) == x``. ``allow_short_secret`` accepts
+    legacy keys of 80 to 127 bits, as the ``TOTP``/``HOTP`` option of the same name does. Refused
+    with :class:`InvalidURIError`: input longer than :data:`MAX_URI_LENGTH`, a control character or
+    invalid percent-escape anywhere, bytes that are not UTF-8, a scheme other than ``otpauth``, a
+    type other than ``totp``/``hotp``, a fragment, an empty account, an account or issuer (in the
+    label or the parameter) that is only whitespace or holds an invisible formatting or
+    line-separator character, a second ``:`` in the label, duplicate parameters, a missing or
+    invalid secret, ``digits`` outside 6-8, a ``period`` outside 1-604800, an unknown ``algorithm``,
+    a missing or out-of-range HOTP ``counter``, and an ``image`` that is not ``https://``. Integers
+    must be plain ASCII decimals. Unknown parameters, ``period`` in an HOTP URI and ``counter`` in a
     TOTP URI are ignored. A non-``str`` argument is a ``TypeError``.
     """
     if not isinstance(uri, str):
@@ -349,6 +379,8 @@ def parse_uri(uri: str, *, allow_short_secret: bool = False) -> OTPAuthURI:
     issuer = values.get("issuer") or None  # Key Uri Format: an empty parameter means absent
     if issuer is not None and ":" in issuer:
         raise InvalidURIError("the issuer parameter contains ':'; an issuer may not contain one")
+    if prefix:  # it may be discarded below, but some apps show it: it must not disguise itself
+        _check_visible(prefix, "the issuer in the label")
     if prefix and issuer is None:
         quirks.add("issuer-only-in-label")
     elif prefix and issuer != prefix:

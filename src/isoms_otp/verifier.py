@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
@@ -18,13 +18,18 @@ from .exceptions import ConfigurationError
 from .stores._base import Kind, Reason, Store
 from .throttle import ThrottlePolicy
 
-__all__ = ["MAX_RESYNC_WINDOW", "MAX_USER_LENGTH", "Verdict", "Verifier"]
+__all__ = ["MAX_CLOCK", "MAX_RESYNC_WINDOW", "MAX_USER_LENGTH", "Verdict", "Verifier"]
 
 #: The longest user key a store will track (characters). Usernames and e-mail addresses fit.
 MAX_USER_LENGTH: Final = 256
+#: The latest time a clock may return (Unix seconds, about 285 million years from 1970): every
+#: second up to it is exact as a float, and stores can add lock durations to it safely.
+MAX_CLOCK: Final = 2**53
 #: The widest HOTP resynchronisation search (RFC 4226 section 7.4 asks for a bound).
 MAX_RESYNC_WINDOW: Final = 10_000
 
+#: C0 and C1 control characters (DEL included) and lone surrogates.
+_BAD_USER_CHARACTER: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _REASONS: Final = frozenset({"accepted", "invalid", "malformed", "replayed", "throttled"})
 
 
@@ -62,7 +67,9 @@ def _check_range(value: object, name: str, low: int, high: int) -> int:
     if type(value) is not int:
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be from {low} to {high} (got {value})")
+        # A huge int's str() raises ValueError past 4300 digits: name it, do not print it.
+        got = value if value.bit_length() <= 64 else "a larger int"
+        raise ConfigurationError(f"{name} must be from {low} to {high} (got {got})")
     return value
 
 
@@ -72,7 +79,8 @@ class Verifier:
 
     ``store`` is a :class:`~isoms_otp.stores.Store` (``SQLiteStore`` on one machine,
     ``RedisStore`` for several, ``MemoryStore`` in one process). ``policy`` is the
-    :class:`ThrottlePolicy`; ``clock`` returns Unix seconds and is read once per call (pass an
+    :class:`ThrottlePolicy`; ``clock`` returns Unix seconds (0 to :data:`MAX_CLOCK`, 2**53; else
+    :class:`ConfigurationError`) and is read once per call (pass an
     :class:`~isoms_otp.testing.FakeClock` in tests). ``past``/``future`` are the TOTP window
     (0-10 steps each; default one each way), ``look_ahead`` the HOTP window (0-100 counters past
     the next unused one; default 5), ``resync_window`` how far :meth:`resync` searches
@@ -107,8 +115,13 @@ class Verifier:
         now = self.clock()
         if type(now) is not float and type(now) is not int:
             raise TypeError(f"clock must return Unix seconds, not {type(now).__name__}")
-        if not 0 <= now < math.inf:
-            raise ConfigurationError(f"clock returned {now!r}; it must be finite and >= 0")
+        if not 0 <= now <= MAX_CLOCK:
+            # Past 2**53 floats lose whole seconds and stores' float arithmetic overflows;
+            # a huge int's repr could be thousands of digits, so it is not printed.
+            got = "a number beyond 2**64" if abs(now) > 2**64 else repr(now)
+            raise ConfigurationError(
+                f"clock returned {got}; it must be Unix seconds from 0 to 2**53"
+            )
         return now
 
     def _verdict(self, reason: Reason, retry_after: float | None, match: Match | None) -> Verdict:
@@ -131,8 +144,9 @@ class Verifier:
         than the user's last accepted one. HOTP: the window runs ``look_ahead`` counters past the
         next unused counter; a match uses up every counter up to it. Wrong, malformed and replayed
         codes count as failures for the :class:`ThrottlePolicy`; a throttled user is refused
-        before the code is looked at. ``user`` is a non-empty str of at most 256 characters;
-        ``code`` must be a str (``TypeError`` otherwise).
+        before the code is looked at. ``user`` is a non-empty str of at most 256 characters,
+        without control characters or lone surrogates (``ConfigurationError``); ``code`` must
+        be a str (``TypeError`` otherwise).
         """
         _check_user(user)
         if not isinstance(otp, (TOTP, HOTP)):
@@ -242,4 +256,13 @@ def _check_user(user: object) -> None:
         raise ConfigurationError(
             f"user must be 1 to {MAX_USER_LENGTH} characters (got {len(user)}); "
             "use a stable account id"
+        )
+    # A lone surrogate cannot be encoded for SQLite or Redis: it would surface as a StoreError,
+    # which looks like an outage. Control characters in a key end up in logs and admin tools.
+    bad = _BAD_USER_CHARACTER.search(user)
+    if bad is not None:
+        what = "a lone surrogate" if bad.group() >= "\ud800" else "a control character"
+        raise ConfigurationError(
+            f"user contains {what} at position {bad.start()}; use a stable account id "
+            "(printable text)"
         )

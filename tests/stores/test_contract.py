@@ -13,10 +13,12 @@ import pytest
 from isoms_otp import (
     HOTP,
     TOTP,
+    ConfigurationError,
     MemoryStore,
     RedisStore,
     SQLiteStore,
     Store,
+    StoreError,
     ThrottlePolicy,
     Verdict,
     Verifier,
@@ -62,6 +64,9 @@ def run_together(count: int, call: Callable[[int], Verdict]) -> Counter[str]:
 
 class StoreContract:
     """What every store must do; subclasses only provide the ``store`` fixture."""
+
+    #: Whether the backend keeps any Python str as a key (lone surrogates included).
+    encodes_any_user = False
 
     @pytest.fixture
     def store(self) -> Iterator[Store]:
@@ -386,6 +391,49 @@ class StoreContract:
         reasons = run_together(THREADS, lambda i: verifier.verify("alice", totp, guesses[i]))
         assert Counter({"invalid": limit, "throttled": THREADS - limit}) == reasons
 
+    # -- user ids -----------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("user", ["alice\ud800", "alice\nbob", "alice\x85"],
+                             ids=["surrogate", "newline", "c1"])  # fmt: skip
+    def test_verifier_refuses_bad_user_before_the_store(
+        self, verifier: Verifier, store: Store, totp: TOTP, user: str
+    ) -> None:
+        """A user id with a lone surrogate or control character is a ConfigurationError.
+
+        Regression: it used to reach the store, where SQLite and Redis failed to encode it
+        (a StoreError that looked like an outage).
+        """
+        with pytest.raises(ConfigurationError, match="user contains"):
+            verifier.verify(user, totp, totp.generate(START))
+        assert None is store.mark("alice", "totp")
+
+    def test_unencodable_user_fails_closed(self, store: Store) -> None:
+        """Called directly with a key it cannot encode, a store raises StoreError or copes.
+
+        Regression: RedisStore.mark and reset caught only RedisError, so the client's
+        UnicodeEncodeError escaped them (settle already failed closed).
+        """
+        user = "alice\ud800"
+        calls: list[Callable[[], object]] = [
+            lambda: store.settle(
+                user,
+                now=START,
+                kind="totp",
+                step=None,
+                failure="invalid",
+                keep_until=0,
+                policy=LENIENT,
+            ),
+            lambda: store.mark(user, "totp"),
+            lambda: store.reset(user, now=START),
+        ]
+        for call in calls:
+            if self.encodes_any_user:
+                call()
+            else:
+                with pytest.raises(StoreError):
+                    call()
+
 
 class RacyStore(MemoryStore):
     """A deliberately broken store: read, then check, then write (what the contract forbids)."""
@@ -416,6 +464,8 @@ def test_race_harness_catches_check_then_set() -> None:
 
 class TestMemoryStore(StoreContract):
     """The contract, against MemoryStore."""
+
+    encodes_any_user = True  # a dict: no encoding step
 
     @pytest.fixture
     def store(self) -> Iterator[Store]:

@@ -22,6 +22,7 @@ from isoms_otp import (
     ThrottlePolicy,
     Verifier,
 )
+from isoms_otp.stores import redis as redis_store
 from isoms_otp.testing import FakeClock
 
 pytestmark = pytest.mark.redis
@@ -207,6 +208,45 @@ def test_unexpected_reply(store: RedisStore, reply: list[str]) -> None:
     totp = TOTP(SECRET)
     with pytest.raises(StoreError):
         make(store).verify("alice", totp, totp.generate(START))
+
+
+def test_schedule_formatted_once_per_policy(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: every settle used to format the whole throttle schedule again.
+
+    With max_failures=100 that was 100 repr() calls per verification on the hot path. Now
+    it is done once per policy (equal policies share it), and the script still gets the
+    schedule, exactly, in the same one call.
+    """
+    sent: list[list[str]] = []
+
+    def script(*, keys: list[str], args: list[str]) -> list[str]:
+        sent.append(args)
+        return ["invalid", ""]
+
+    formatted: list[float] = []
+
+    def counting_text(value: float) -> str:
+        formatted.append(value)
+        return repr(float(value))
+
+    object.__setattr__(store, "_settle", script)
+    monkeypatch.setattr("isoms_otp.stores.redis._text", counting_text)
+    redis_store._schedule_args.cache_clear()
+    policy = ThrottlePolicy(max_failures=100, base_delay=0.1, max_delay=7.0)
+    twin = ThrottlePolicy(max_failures=100, base_delay=0.1, max_delay=7.0)
+    per_call = []
+    for each in (policy, policy, twin):
+        before = len(formatted)
+        store.settle(
+            "alice", now=START, kind="totp", step=None, failure="invalid", keep_until=0,
+            policy=each,
+        )  # fmt: skip
+        per_call.append(len(formatted) - before)
+    assert [2 + 100, 2, 2] == per_call  # now and keep_until are per call
+    expected = [repr(delay) for delay in policy.schedule]
+    assert [expected] * 3 == [args[5:] for args in sent]
 
 
 def test_bad_url_hides_password() -> None:

@@ -127,6 +127,52 @@ def test_failed_write_leaves_nothing_behind(path: Path, opened: Callable[..., SQ
     assert "accepted" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
 
 
+def test_interrupted_settle_releases_the_write_lock(
+    path: Path, opened: Callable[..., SQLiteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a BaseException inside a settle used to leave the transaction open.
+
+    Only sqlite3.Error, ValueError and TypeError rolled back, so a KeyboardInterrupt
+    (or SystemExit, or a gevent Timeout) between BEGIN IMMEDIATE and COMMIT kept the
+    write lock: every other process then failed with "database is locked".
+    """
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    interrupted = opened(path)
+    calls: list[int] = []
+
+    def decide_interrupted_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr("isoms_otp.stores.sqlite.decide", decide_interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        verifier(interrupted, clock).verify("alice", totp, totp.generate(START))
+    other = opened(path, timeout=0.05)  # a held lock would fail this at once
+    assert "accepted" == verifier(other, clock).verify("alice", totp, totp.generate(START)).reason
+    assert (
+        "replayed"
+        == verifier(interrupted, clock).verify("alice", totp, totp.generate(START)).reason
+    )
+
+
+def test_transaction_left_open_is_rolled_back_first(
+    path: Path, opened: Callable[..., SQLiteStore]
+) -> None:
+    """A transaction left open on the store's connection is rolled back by its next call.
+
+    That happens if the rollback after an interruption is itself interrupted; the next call
+    must not run inside the stale transaction, and must let go of the write lock.
+    """
+    clock, totp = FakeClock(START), TOTP(SECRET)
+    store = opened(path)
+    store._connection().execute("BEGIN IMMEDIATE")
+    assert "accepted" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
+    other = opened(path, timeout=0.05)
+    assert "replayed" == verifier(other, clock).verify("alice", totp, totp.generate(START)).reason
+
+
 def test_busy_database_fails_closed(path: Path, opened: Callable[..., SQLiteStore]) -> None:
     """A write lock held elsewhere past the timeout gives StoreError; then it works again."""
     clock, totp = FakeClock(START), TOTP(SECRET)

@@ -110,7 +110,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m isoms_otp.demo [options]``; return the exit status."""
     parser = argparse.ArgumentParser(
-        prog="isoms-otp demo", description="Run the iSOMS sign-in flow demo server."
+        prog="isoms-otp demo",
+        description="Run the iSOMS sign-in flow demo server.",
+        allow_abbrev=False,  # as the main CLI: an option is spelt out or refused
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

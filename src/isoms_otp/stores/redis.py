@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Final
 
@@ -132,6 +133,16 @@ def _text(value: float) -> str:
     return repr(float(value))
 
 
+@functools.lru_cache(maxsize=16)
+def _schedule_args(policy: ThrottlePolicy) -> tuple[str, ...]:
+    """Return ``policy.schedule`` as the script's arguments, formatted once per policy.
+
+    Policies are frozen and hashable, and equal policies have equal schedules, so the
+    cache is exact; an application has one or two policies, so it stays tiny.
+    """
+    return tuple(_text(delay) for delay in policy.schedule)
+
+
 class RedisStore:
     """A store in Redis, shared by every backend server that uses the same Redis.
 
@@ -210,7 +221,7 @@ class RedisStore:
         """Decide one verification with one Lua script (one round trip)."""
         args = [_text(now), _FIELDS[kind], "" if step is None else str(step), failure]
         args.append(_text(keep_until))
-        args.extend(_text(delay) for delay in policy.schedule)
+        args.extend(_schedule_args(policy))
         try:
             reason, retry = self._settle(keys=[self._prefix + user], args=args)
         except (redis.RedisError, ValueError, TypeError) as exc:
@@ -229,7 +240,7 @@ class RedisStore:
         """Return the highest accepted step/counter of ``kind`` for ``user`` (``None``: none)."""
         try:
             value = self._client.hget(self._prefix + user, _FIELDS[kind])
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError, TypeError) as exc:  # as settle: unencodable keys
             raise self._fail(exc) from exc
         if value is None:
             return None
@@ -242,7 +253,7 @@ class RedisStore:
         """Clear ``user``'s failures and lock; the replay marks stay."""
         try:
             self._reset(keys=[self._prefix + user], args=[_text(now)])
-        except redis.RedisError as exc:
+        except (redis.RedisError, ValueError, TypeError) as exc:  # as settle: unencodable keys
             raise self._fail(exc) from exc
 
     def prune(self, now: float) -> int:

@@ -146,19 +146,26 @@ class SQLiteStore:
         ``write=False`` runs a single read without taking the write lock (WAL readers see the
         last committed state). The caller holds ``self._lock``.
         """
-        conn = None
         try:
             conn = self._connection()
+            if conn.in_transaction:
+                # Left open by a call whose rollback was itself interrupted: it holds the
+                # write lock that every other process is waiting for.
+                conn.rollback()
             if not write:
                 return operation(conn)
             conn.execute("BEGIN IMMEDIATE")
-            result = operation(conn)
-            conn.execute("COMMIT")
-        except (sqlite3.Error, ValueError, TypeError) as exc:
-            if conn is not None and conn.in_transaction:
-                # The original error is the one to report; SQLite rolls back by itself anyway.
+            try:
+                result = operation(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                # KeyboardInterrupt, SystemExit or a gevent Timeout too: an open transaction
+                # would keep the write lock and stall every other process using the file.
+                # The original exception is the one to report, so the rollback's own is dropped.
                 with contextlib.suppress(sqlite3.Error):
                     conn.rollback()
+                raise
+        except (sqlite3.Error, ValueError, TypeError) as exc:
             raise StoreError(
                 f"the SQLite store at {self._path!r} failed ({type(exc).__name__}: {exc}); "
                 "the verification was refused"
