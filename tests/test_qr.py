@@ -18,7 +18,15 @@ from types import ModuleType
 import pytest
 from PIL import Image, ImageDraw
 
-from isoms_otp import TOTP, InvalidURIError, MissingExtraError, build_uri, decode_secret, enroll
+from isoms_otp import (
+    TOTP,
+    ConfigurationError,
+    InvalidURIError,
+    MissingExtraError,
+    build_uri,
+    decode_secret,
+    enroll,
+)
 from isoms_otp.qr import BORDER, MAX_SCALE, qr_png, qr_svg, qr_terminal
 from isoms_otp.uri import MAX_URI_LENGTH
 
@@ -238,8 +246,8 @@ def test_terminal_text_shape() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, MAX_SCALE + 1])
 def test_png_scale_out_of_range(bad: int) -> None:
-    """A scale outside 1-32 is a ValueError that gives the range."""
-    with pytest.raises(ValueError, match="scale must be from 1 to 32"):
+    """A scale outside 1-32 is a ConfigurationError (a ValueError) that gives the range."""
+    with pytest.raises(ConfigurationError, match="scale must be from 1 to 32"):
         qr_png(URIS["short"], scale=bad)
 
 

@@ -272,3 +272,33 @@ def test_refusal_family(name: str) -> None:
     else:
         assert isinstance(info.value, OTPError)
         assert isinstance(info.value, ValueError)
+
+
+HUGE_INT = 10**5000  # str() of this raises ValueError (CPython's int_max_str_digits)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: TOTP(KEY, period=HUGE_INT),
+        lambda: TOTP(KEY, t0=HUGE_INT),
+        lambda: TOTP(KEY, digits=HUGE_INT),
+        lambda: HOTP(KEY).generate(HUGE_INT),
+        lambda: HOTP(KEY).verify("123456", counter=0, look_ahead=HUGE_INT),
+        lambda: TOTP(KEY).generate(-HUGE_INT),
+        lambda: TOTP(KEY).verify("123456", past=HUGE_INT),
+        lambda: generate_secret(HUGE_INT),
+    ],
+    ids=["period", "t0", "digits", "counter", "look_ahead", "at", "past", "nbytes"],
+)
+def test_huge_ints_are_named_not_printed(call: Callable[[], object]) -> None:
+    """Regression: an int past 4300 digits used to turn our error into a bare ValueError."""
+    with pytest.raises(ConfigurationError, match="an int beyond 2\\*\\*64"):
+        call()
+
+
+def test_t0_is_capped() -> None:
+    """t0 is at most 2**53: a start time past any real clock is a configuration mistake."""
+    assert 2**53 == TOTP(KEY, t0=2**53).t0
+    with pytest.raises(ConfigurationError, match="t0 must be from 0 to 2\\*\\*53"):
+        TOTP(KEY, t0=2**53 + 1)

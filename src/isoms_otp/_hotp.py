@@ -18,6 +18,7 @@ from ._limits import (
     MAX_SECRET_BYTES,
     MIN_DIGITS,
     MIN_SECRET_BYTES,
+    shown,
 )
 from ._match import Match
 from ._secret import check_secret
@@ -54,7 +55,7 @@ def check_digits(digits: object) -> int:
     if type(digits) is not int:
         raise TypeError(f"digits must be an int, not {type(digits).__name__}")
     if not MIN_DIGITS <= digits <= MAX_DIGITS:
-        raise ConfigurationError(f"digits must be 6, 7 or 8 (got {digits})")
+        raise ConfigurationError(f"digits must be 6, 7 or 8 (got {shown(digits)})")
     return digits
 
 
@@ -63,7 +64,7 @@ def check_counter(counter: object, name: str = "counter") -> int:
     if type(counter) is not int:
         raise TypeError(f"{name} must be an int, not {type(counter).__name__}")
     if not 0 <= counter <= MAX_COUNTER:
-        raise ConfigurationError(f"{name} must be from 0 to 2**64-1 (got {counter})")
+        raise ConfigurationError(f"{name} must be from 0 to 2**64-1 (got {shown(counter)})")
     return counter
 
 
@@ -168,7 +169,7 @@ class HOTP:
             raise TypeError(f"look_ahead must be an int, not {type(look_ahead).__name__}")
         if not 0 <= look_ahead <= MAX_LOOK_AHEAD:
             raise ConfigurationError(
-                f"look_ahead must be from 0 to {MAX_LOOK_AHEAD} (got {look_ahead})"
+                f"look_ahead must be from 0 to {MAX_LOOK_AHEAD} (got {shown(look_ahead)})"
             )
         if wanted is None:
             return None

@@ -23,6 +23,9 @@ MAX_DIGITS: Final = 8
 #: The longest period accepted: one week. Longer periods make a code a long-lived password.
 MAX_PERIOD: Final = 7 * 24 * 3600
 
+#: The latest TOTP t0 accepted: 2**53 seconds, where floats stop counting whole seconds.
+MAX_T0: Final = 2**53
+
 #: RFC 4226's moving factor is an 8-byte counter.
 MAX_COUNTER: Final = 2**64 - 1
 
@@ -32,3 +35,14 @@ MAX_COUNTER: Final = 2**64 - 1
 MAX_TOTP_WINDOW: Final = 10
 #: Largest HOTP look-ahead, in counter values (the same trade-off as the TOTP window).
 MAX_LOOK_AHEAD: Final = 100
+
+
+def shown(number: int | float) -> str:
+    """Return ``number`` for an error message: a huge int is named, not printed.
+
+    ``str()`` of an int over 4300 digits raises a bare ``ValueError`` (CPython's
+    int_max_str_digits), which would replace our own error with an unhelpful one.
+    """
+    if type(number) is int and number.bit_length() > 64:
+        return "an int beyond 2**64"
+    return repr(number)

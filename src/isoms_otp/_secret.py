@@ -6,7 +6,13 @@ import base64
 import re
 import secrets
 
-from ._limits import LEGACY_MIN_SECRET_BYTES, MAX_SECRET_BYTES, MAX_SECRET_TEXT, MIN_SECRET_BYTES
+from ._limits import (
+    LEGACY_MIN_SECRET_BYTES,
+    MAX_SECRET_BYTES,
+    MAX_SECRET_TEXT,
+    MIN_SECRET_BYTES,
+    shown,
+)
 from .exceptions import ConfigurationError, InvalidSecretError
 
 __all__ = ["check_secret", "decode_secret", "encode_secret", "generate_secret"]
@@ -39,7 +45,7 @@ def generate_secret(nbytes: int = 20) -> bytes:
         raise TypeError(f"nbytes must be an int, not {type(nbytes).__name__}")
     if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
         raise ConfigurationError(
-            f"nbytes must be from {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} (got {nbytes}); "
+            f"nbytes must be from {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} (got {shown(nbytes)}); "
             "20 is the recommended size"
         )
     return secrets.token_bytes(nbytes)

@@ -12,7 +12,7 @@ from typing import Final
 
 from ._code import normalize_code
 from ._hotp import PACK_CODE, PACK_COUNTER, UNPACK_31, prepare, restore
-from ._limits import MAX_COUNTER, MAX_PERIOD, MAX_TOTP_WINDOW
+from ._limits import MAX_COUNTER, MAX_PERIOD, MAX_T0, MAX_TOTP_WINDOW, shown
 from ._match import Match
 from .exceptions import ConfigurationError
 
@@ -32,10 +32,10 @@ def seconds(at: object) -> int | float:
     guessing). Other types, ``bool`` included, are a ``TypeError``.
     """
     kind = type(at)
-    if kind is int:
-        if at < 0:  # type: ignore[operator]
-            raise ConfigurationError(f"time must not be negative (got {at})")
-        return at  # type: ignore[return-value]
+    if kind is int and isinstance(at, int):  # isinstance() only narrows the type for mypy
+        if at < 0:
+            raise ConfigurationError(f"time must not be negative (got {shown(at)})")
+        return at
     if kind is float:
         if not 0.0 <= at < math.inf:  # type: ignore[operator]
             raise ConfigurationError(f"time must be a finite, non-negative number (got {at})")
@@ -61,7 +61,9 @@ def check_window(value: object, name: str) -> int:
     if type(value) is not int:
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not 0 <= value <= MAX_TOTP_WINDOW:
-        raise ConfigurationError(f"{name} must be from 0 to {MAX_TOTP_WINDOW} steps (got {value})")
+        raise ConfigurationError(
+            f"{name} must be from 0 to {MAX_TOTP_WINDOW} steps (got {shown(value)})"
+        )
     return value
 
 
@@ -94,13 +96,15 @@ class TOTP:
             raise TypeError(f"period must be an int, not {type(self.period).__name__}")
         if not 1 <= self.period <= MAX_PERIOD:
             raise ConfigurationError(
-                f"period must be from 1 to {MAX_PERIOD} seconds (got {self.period}); "
+                f"period must be from 1 to {MAX_PERIOD} seconds (got {shown(self.period)}); "
                 "30 is the value every app supports"
             )
         if type(self.t0) is not int:
             raise TypeError(f"t0 must be an int, not {type(self.t0).__name__}")
-        if self.t0 < 0:
-            raise ConfigurationError(f"t0 must not be negative (got {self.t0})")
+        if not 0 <= self.t0 <= MAX_T0:
+            raise ConfigurationError(
+                f"t0 must be from 0 to 2**53 Unix seconds (got {shown(self.t0)})"
+            )
 
     def __reduce__(self) -> tuple[object, ...]:
         options = {
@@ -119,7 +123,7 @@ class TOTP:
         """
         now = seconds(at)
         if now < self.t0:
-            raise ConfigurationError(f"time {now} is before t0 ({self.t0})")
+            raise ConfigurationError(f"time {shown(now)} is before t0 ({shown(self.t0)})")
         step = int((now - self.t0) // self.period)
         if step > MAX_COUNTER:
             raise ConfigurationError("time is too far in the future: the step exceeds 2**64-1")

@@ -21,7 +21,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Final
 
-from .exceptions import InvalidURIError, MissingExtraError
+from ._limits import shown
+from .exceptions import ConfigurationError, InvalidURIError, MissingExtraError
 from .uri import MAX_URI_LENGTH
 
 if TYPE_CHECKING:
@@ -95,12 +96,14 @@ def qr_png(uri: str, *, scale: int = 8) -> bytes:
     """Return a PNG QR code of ``uri``, black on white, ``scale`` pixels per module (1 to 32).
 
     The default of 8 gives about 500 x 500 pixels for an enrolment URI. Raises as
-    :func:`qr_svg` does, plus ``TypeError``/``ValueError`` for a bad ``scale``.
+    :func:`qr_svg` does, plus ``TypeError``/:class:`ConfigurationError` for a bad ``scale``.
     """
     if type(scale) is not int:
         raise TypeError(f"scale must be an int, not {type(scale).__name__}")
     if not 1 <= scale <= MAX_SCALE:
-        raise ValueError(f"scale must be from 1 to {MAX_SCALE} pixels per module (got {scale})")
+        raise ConfigurationError(
+            f"scale must be from 1 to {MAX_SCALE} pixels per module (got {shown(scale)})"
+        )
     out = io.BytesIO()
     _make(uri).save(out, kind="png", scale=scale, border=BORDER, dark="#000", light="#fff")
     return out.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ._limits import shown
 from .exceptions import ConfigurationError
 
 __all__ = ["MAX_FAILURES_CEILING", "ThrottlePolicy"]
@@ -60,11 +61,9 @@ class ThrottlePolicy:
         if type(self.max_failures) is not int:
             raise TypeError(f"max_failures must be an int, not {type(self.max_failures).__name__}")
         if not 1 <= self.max_failures <= MAX_FAILURES_CEILING:
-            # A huge int's str() raises ValueError past 4300 digits: name it, do not print it.
-            got = self.max_failures if self.max_failures.bit_length() <= 64 else "a larger int"
             raise ConfigurationError(
                 f"max_failures must be from 1 to {MAX_FAILURES_CEILING} "
-                f"(NIST SP 800-63B's ceiling; got {got})"
+                f"(NIST SP 800-63B's ceiling; got {shown(self.max_failures)})"
             )
         base = _seconds(self.base_delay, "base_delay", positive=False)
         ceiling = _seconds(self.max_delay, "max_delay", positive=False)

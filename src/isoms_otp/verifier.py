@@ -11,7 +11,7 @@ from typing import Final
 
 from ._code import normalize_code
 from ._hotp import HOTP
-from ._limits import MAX_COUNTER, MAX_LOOK_AHEAD, MAX_TOTP_WINDOW
+from ._limits import MAX_COUNTER, MAX_LOOK_AHEAD, MAX_TOTP_WINDOW, shown
 from ._match import Match
 from ._totp import TOTP, check_window
 from .exceptions import ConfigurationError
@@ -67,9 +67,7 @@ def _check_range(value: object, name: str, low: int, high: int) -> int:
     if type(value) is not int:
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not low <= value <= high:
-        # A huge int's str() raises ValueError past 4300 digits: name it, do not print it.
-        got = value if value.bit_length() <= 64 else "a larger int"
-        raise ConfigurationError(f"{name} must be from {low} to {high} (got {got})")
+        raise ConfigurationError(f"{name} must be from {low} to {high} (got {shown(value)})")
     return value
 
 
