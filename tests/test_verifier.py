@@ -290,7 +290,8 @@ def test_clock_at_max_clock() -> None:
 def test_huge_int_setting_named_not_printed(option: str, value: int) -> None:
     """Regression: an int past 4300 digits used to raise a bare ValueError from its str()."""
     options: dict[str, Any] = {option: value}
-    with pytest.raises(ConfigurationError, match=f"{option} must be .* \\(got an int beyond 2\\*\\*64"):
+    expected = f"{option} must be .* \\(got an int beyond 2\\*\\*64"
+    with pytest.raises(ConfigurationError, match=expected):
         Verifier(MemoryStore(), **options)
 
 
