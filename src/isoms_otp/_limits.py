@@ -5,7 +5,10 @@ They live in one module so the limits in the docs, the checks and the tests cann
 
 from __future__ import annotations
 
+import math
 from typing import Final
+
+from .exceptions import ConfigurationError
 
 #: RFC 4226 section 4, R6: "The length of the shared secret MUST be at least 128 bits."
 MIN_SECRET_BYTES: Final = 16
@@ -46,3 +49,22 @@ def shown(number: int | float) -> str:
     if type(number) is int and number.bit_length() > 64:
         return "an int beyond 2**64"
     return repr(number)
+
+
+def finite_seconds(value: object, name: str) -> float:
+    """Return ``value`` (an int or float, not a bool) as finite float seconds.
+
+    ``TypeError`` for other types; :class:`ConfigurationError` for NaN, infinities and ints
+    beyond any float (named, not printed: their repr could be thousands of digits).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ConfigurationError(
+            f"{name} must be a finite number of seconds (got an int beyond any float)"
+        ) from None
+    if not math.isfinite(number):
+        raise ConfigurationError(f"{name} must be a finite number of seconds (got {value!r})")
+    return number

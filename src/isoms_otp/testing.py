@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import threading
 
+from ._limits import finite_seconds
 from .exceptions import ConfigurationError
 
 __all__ = ["FakeClock"]
-
-
-def _finite(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond any double; its repr could be thousands of digits
-        raise ConfigurationError(
-            f"{name} must be a finite number of seconds (got an int beyond any float)"
-        ) from None
-    if not math.isfinite(number):
-        raise ConfigurationError(f"{name} must be a finite number of seconds (got {value!r})")
-    return number
 
 
 class FakeClock:
@@ -46,7 +32,7 @@ class FakeClock:
 
     @staticmethod
     def _check(at: object) -> float:
-        now = _finite(at, "the time")
+        now = finite_seconds(at, "the time")
         if now < 0:
             raise ConfigurationError(f"the time must not be negative (got {at!r})")
         return now
@@ -60,7 +46,7 @@ class FakeClock:
 
     def advance(self, seconds: float) -> float:
         """Move the clock by ``seconds`` (negative goes backwards) and return the new time."""
-        step = _finite(seconds, "seconds")
+        step = finite_seconds(seconds, "seconds")
         with self._lock:
             self._now = self._check(self._now + step)
             return self._now

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from ._limits import shown
+from ._limits import finite_seconds, shown
 from .exceptions import ConfigurationError
 
 __all__ = ["MAX_FAILURES_CEILING", "ThrottlePolicy"]
@@ -17,16 +16,9 @@ _MAX_SECONDS = 10 * 365 * 24 * 3600.0
 
 
 def _seconds(value: object, name: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    try:
-        number = float(value)
-    except OverflowError:  # an int beyond any double; its repr could be thousands of digits
-        raise ConfigurationError(
-            f"{name} must be at most {_MAX_SECONDS:.0f} seconds (got an int beyond any float)"
-        ) from None
+    number = finite_seconds(value, name)
     low_ok = number > 0 if positive else number >= 0
-    if not (low_ok and math.isfinite(number) and number <= _MAX_SECONDS):
+    if not (low_ok and number <= _MAX_SECONDS):
         floor = "greater than 0" if positive else "0 or more"
         raise ConfigurationError(
             f"{name} must be {floor} and at most {_MAX_SECONDS:.0f} seconds (got {value!r})"
