@@ -31,7 +31,7 @@ try:
 except ImportError:  # need_tools() turns this into a failure with an install hint
     pass
 
-from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, create_app
+from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app
 from isoms_otp.demo.db import DemoDB
 
 pytestmark = pytest.mark.slow
@@ -123,6 +123,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+        app.extensions[STORE_EXTENSION].close()
 
 
 @dataclass

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from isoms_otp import HOTP, TOTP, StoreError, ThrottlePolicy, encode_secret
-from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, create_app
+from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app
 from isoms_otp.demo.db import DemoDB
 from isoms_otp.testing import FakeClock
 
@@ -39,9 +41,21 @@ class Demo:
             sms_sink=lambda to, body: self.sent.append((to, body)),
             policy=self.policy,
         )
+        self.apps = [self.app]
         self.db = DemoDB(self.db_path)
         self.db.set_user("alice", PASSWORD, phone="+1 555 0100")
         self.client = self.app.test_client()
+
+    def default_app(self) -> Flask:
+        """Another app on the same file, with the default SMS sink (the outbox and the log)."""
+        app = create_app(self.db_path, clock=self.clock)
+        self.apps.append(app)
+        return app
+
+    def close(self) -> None:
+        """Close every app's SQLite store (Python 3.13 warns about unclosed connections)."""
+        for app in self.apps:
+            app.extensions[STORE_EXTENSION].close()
 
     def token(self, client: FlaskClient | None = None, path: str = "/sign-in") -> str:
         """Return the CSRF token of the form at ``path``."""
@@ -93,8 +107,10 @@ def error_of(response: TestResponse) -> str | None:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Demo:
-    return Demo(tmp_path)
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    made = Demo(tmp_path)
+    yield made
+    made.close()
 
 
 # -- security guards ---------------------------------------------------------------------------
@@ -239,7 +255,7 @@ def test_username_is_case_and_space_insensitive(demo: Demo) -> None:
 def test_outbox_lists_simulated_messages(demo: Demo) -> None:
     """The outbox page shows each message and its recipient; empty at first."""
     assert "No messages yet." in demo.client.get("/outbox").text
-    app = create_app(demo.db_path, clock=demo.clock)  # the default sink: the outbox
+    app = demo.default_app()  # the default sink: the outbox
     client = app.test_client()
     client.post("/sign-in", data={"csrf_token": demo.token(client), "username": "alice",
                                   "password": PASSWORD})  # fmt: skip
@@ -440,7 +456,7 @@ def test_logs_hold_no_secret_password_or_totp_code(
     for them in the log), and they all start with [SIMULATED SMS].
     """
     caplog.set_level(logging.DEBUG)
-    app = create_app(demo.db_path, clock=demo.clock)  # the default sink logs the SMS
+    app = demo.default_app()  # the default sink logs the SMS
     demo.client = app.test_client()
     demo.sent = []
     demo.sign_in()

@@ -80,6 +80,10 @@ _MAX_PASSWORD: Final = 1024
 log = logging.getLogger("isoms_otp.demo")
 
 
+#: Where create_app() keeps its SQLiteStore, for whoever shuts the app down to close it.
+STORE_EXTENSION: Final = "isoms_otp_store"
+
+
 def create_app(
     db_path: str,
     *,
@@ -92,10 +96,12 @@ def create_app(
     ``clock`` (Unix seconds) drives code checks and SMS expiry; pass a
     :class:`~isoms_otp.testing.FakeClock` in tests. ``sms_sink(username, text)`` sends each text
     message; the default is the outbox page plus a ``[SIMULATED SMS]`` log line. ``policy`` is
-    the throttle. The session key is random per call, so a restart signs everyone out.
+    the throttle. The session key is random per call, so a restart signs everyone out. The
+    app's :class:`SQLiteStore` is ``app.extensions["isoms_otp_store"]``: close it when done.
     """
     db = DemoDB(db_path)
-    verifier = Verifier(SQLiteStore(db_path), policy=policy, clock=clock)
+    store = SQLiteStore(db_path)
+    verifier = Verifier(store, policy=policy, clock=clock)
     send_sms: SmsSink = Outbox(db, clock=clock) if sms_sink is None else sms_sink
     demo = _Demo(db=db, verifier=verifier, send_sms=send_sms, clock=clock)
 
@@ -127,6 +133,8 @@ def create_app(
         ("/totp/deactivate", demo.totp_deactivate, ["POST"]),
     ):
         app.add_url_rule(rule, view_func=view, methods=methods)
+    # Whoever ends the app closes the store: the command on shutdown, tests after each app.
+    app.extensions[STORE_EXTENSION] = store
     return app
 
 

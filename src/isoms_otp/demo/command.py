@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     try:
         from werkzeug.serving import make_server  # noqa: PLC0415 - the optional demo extra
 
-        from .app import create_app  # noqa: PLC0415
+        from .app import STORE_EXTENSION, create_app  # noqa: PLC0415
     except ImportError as exc:
         error = MissingExtraError("the demo needs Flask: pip install 'isoms-otp[demo]'")
         print(f"isoms-otp demo: {error} ({exc})", file=sys.stderr)
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         server = make_server(args.host, args.port, app, threaded=True)
     except (OSError, SystemExit):
         # werkzeug prints why (such as "Address already in use") and calls sys.exit(1).
+        app.extensions[STORE_EXTENSION].close()
         print(f"isoms-otp demo: cannot listen on {args.host}:{args.port}", file=sys.stderr)
         return 2
     password = secrets.token_urlsafe(12)
@@ -103,7 +104,10 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         file=out,
         flush=True,
     )
-    server.serve_forever()  # werkzeug's: returns on Ctrl-C, after closing the socket
+    try:
+        server.serve_forever()  # werkzeug's: returns on Ctrl-C, after closing the socket
+    finally:
+        app.extensions[STORE_EXTENSION].close()
     return 0
 
 
