@@ -206,7 +206,12 @@ def test_mistyped_option_does_not_echo_the_secret(run: RunCli, argv: list[str]) 
     'JBSW...'". Abbreviations are now off and those messages scrubbed.
     """
     result = run(*argv)
-    assert_error(result)
+    if argv[1].startswith("-h") and result.status == 0:
+        # Python 3.13's argparse reads "-hJBSW..." as -h plus more flags and shows the help
+        # before it looks at the rest; earlier versions refuse the value. Either is fine here.
+        assert result.out.startswith("usage: isoms-otp code")
+    else:
+        assert_error(result)
     assert KEY not in result.out + result.err
 
 

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from isoms_otp.demo.db import SCRYPT_N, SCRYPT_P, SCRYPT_R, Challenge, DemoDB, Message
+
+
+@contextmanager
+def connect(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection in one transaction, closed afterwards (sqlite3's own ``with`` only
+    commits, and Python 3.13 warns about the connection left open)."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the test account's
 
@@ -23,7 +38,7 @@ def db(tmp_path: Path) -> DemoDB:
 def test_passwords_are_stored_as_salted_scrypt(db: DemoDB, tmp_path: Path) -> None:
     """The table holds scrypt(N=2**14, r=8, p=1) with a 16-byte salt, never the password."""
     db.set_user("bob", PASSWORD, phone="+1 555 0101")
-    with sqlite3.connect(tmp_path / "demo.sqlite3") as conn:
+    with connect(tmp_path / "demo.sqlite3") as conn:
         rows = conn.execute(
             "SELECT salt, password_hash FROM demo_users ORDER BY username"
         ).fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,19 @@ from isoms_otp import HOTP, TOTP, ConfigurationError, SQLiteStore, StoreError, T
 from isoms_otp import Verifier as _Verifier
 from isoms_otp.stores import UserState, decide
 from isoms_otp.testing import FakeClock
+
+
+@contextmanager
+def connect(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """A plain connection in one transaction, closed afterwards (sqlite3's own ``with`` only
+    commits, and Python 3.13 warns about the connection left open)."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
 
 SECRET = bytes(range(20))
 START = 30 * 56_666_667 + 10
@@ -43,7 +57,7 @@ def verifier(store: SQLiteStore, clock: FakeClock) -> _Verifier:
 
 
 def rows(path: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         return conn.execute("SELECT * FROM isoms_otp_users ORDER BY user").fetchall()
 
 
@@ -103,7 +117,7 @@ def test_corrupt_row_fails_closed(
     clock, totp = FakeClock(START), TOTP(SECRET)
     store = opened(path)
     assert not verifier(store, clock).verify("alice", totp, "000000")
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         conn.execute(f"UPDATE isoms_otp_users SET {column} = {value}")  # noqa: S608
     with pytest.raises(StoreError, match="SQLite store") as caught:
         verifier(store, clock).verify("alice", totp, totp.generate(START))
@@ -114,7 +128,7 @@ def test_failed_write_leaves_nothing_behind(path: Path, opened: Callable[..., SQ
     """If the write of a settle fails, the transaction rolls back: no half-written state."""
     clock, totp = FakeClock(START), TOTP(SECRET)
     store = opened(path)
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         conn.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON isoms_otp_users "
             "BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END"
@@ -122,7 +136,7 @@ def test_failed_write_leaves_nothing_behind(path: Path, opened: Callable[..., SQ
     with pytest.raises(StoreError, match="disk full"):
         verifier(store, clock).verify("alice", totp, totp.generate(START))
     assert [] == rows(path)
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         conn.execute("DROP TRIGGER refuse")
     assert "accepted" == verifier(store, clock).verify("alice", totp, totp.generate(START)).reason
 
@@ -194,7 +208,7 @@ def test_unopenable_path(tmp_path: Path) -> None:
 
 def test_other_schema_version_refused(path: Path) -> None:
     """A file written by another schema version is refused, not guessed at."""
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="schema version 99") as caught:
         SQLiteStore(path)
@@ -204,7 +218,7 @@ def test_other_schema_version_refused(path: Path) -> None:
 def test_wal_mode(path: Path) -> None:
     """The file is in WAL mode, so readers never block the writer."""
     SQLiteStore(path).close()
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
 
 
