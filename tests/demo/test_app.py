@@ -154,6 +154,19 @@ def test_post_from_a_session_without_a_token_is_refused(demo: Demo) -> None:
     assert 400 == response.status_code
 
 
+def test_csrf_refusal_log_cannot_be_forged_through_the_path(
+    demo: Demo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the CSRF refusal used to log the raw path, so %0a in it forged a log line."""
+    caplog.set_level(logging.WARNING, logger="isoms_otp.demo")
+    demo.token()
+    demo.client.post("/sign-in%0aINFO sign-in accepted: user=admin", data={"csrf_token": "x"})
+    messages = [record.getMessage() for record in caplog.records]
+    assert 1 == len(messages)
+    assert "\n" not in messages[0]
+    assert "path='/sign-in\\nINFO" in messages[0]
+
+
 def test_store_failure_fails_closed_with_a_message(
     demo: Demo, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -146,7 +146,8 @@ def _check_csrf() -> ResponseReturnValue | None:
     given = request.form.get("csrf_token", "")
     # Bytes: compare_digest refuses str with non-ASCII characters, which a forged form may hold.
     if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), given.encode()):
-        log.warning("POST refused: missing or wrong CSRF token path=%s", request.path)
+        # %r: a path may hold an encoded newline (%0a) that would forge a log line.
+        log.warning("POST refused: missing or wrong CSRF token path=%r", request.path)
         return render_template("error.html", error=MESSAGES["csrf"]), 400
     return None
 
