@@ -445,6 +445,20 @@ def test_sign_out_ends_copied_sessions_too(demo: Demo) -> None:
     assert "/sign-in" == other.get("/").location
 
 
+def test_first_sign_in_after_being_signed_out_elsewhere_passes_csrf(demo: Demo) -> None:
+    """Regression: the sign-in form of a stale session used to carry a token that the same
+    request then cleared, so the first sign-in after a sign-out elsewhere failed CSRF.
+    """
+    demo.sign_in_by_sms()
+    other = demo.app.test_client()
+    cookie = demo.client.get_cookie("isoms_demo_session")
+    assert cookie is not None
+    other.set_cookie("isoms_demo_session", cookie.value)
+    other.post("/sign-out", data={"csrf_token": demo.token(other, "/")})
+    form = {"csrf_token": demo.token(), "username": "alice", "password": PASSWORD}
+    assert "/sign-in/sms" == demo.client.post("/sign-in", data=form).location
+
+
 def test_sign_out_without_a_session_just_redirects(demo: Demo) -> None:
     """Signing out when signed out is harmless."""
     assert "/sign-in" == demo.post("/sign-out").location

@@ -206,9 +206,12 @@ class _Demo:
     # -- sessions --------------------------------------------------------------------------
 
     def template_globals(self) -> dict[str, object]:
+        # current_user() first: it clears a stale session, token included, and the form must
+        # carry the token of the session the browser will actually hold.
+        user = self.current_user()
         if "csrf" not in session:
             session["csrf"] = secrets.token_urlsafe(32)
-        return {"csrf_token": session["csrf"], "user": self.current_user()}
+        return {"csrf_token": session["csrf"], "user": user}
 
     def current_user(self) -> User | None:
         username = session.get("user")
