@@ -107,12 +107,15 @@ class Message:
 
 
 class DemoDB:
-    """The demo's tables in the SQLite file at ``path`` (created on first use)."""
+    """The demo's tables in the SQLite file at ``path`` (created with mode 0600 if missing)."""
 
     __slots__ = ("_path",)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
+        # The file holds password hashes and TOTP secrets: create it 0600 (SQLite would use
+        # 0644). SQLite gives its -wal and -shm files the same mode as the database file.
+        os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 
