@@ -338,6 +338,24 @@ class StoreContract:
         verifier.reset("alice")  # the mark no longer matters; state may go
         assert "accepted" == verifier.verify("alice", totp, totp.generate(clock())).reason
 
+    def test_retry_after_reads_the_wait_without_counting(
+        self, store: Store, clock: FakeClock, totp: TOTP
+    ) -> None:
+        """retry_after is None until a failure, then the wait left; reading it counts nothing."""
+        policy = ThrottlePolicy(max_failures=2, base_delay=4, lock_duration=600)
+        verifier = Verifier(store, clock=clock, policy=policy)
+        assert None is verifier.retry_after("alice")
+        assert "invalid" == verifier.verify("alice", totp, "000000").reason
+        clock.advance(1.5)
+        assert [2.5, 2.5] == [verifier.retry_after("alice") for _ in range(2)]
+        clock.advance(2.5)
+        assert None is verifier.retry_after("alice")
+        assert "invalid" == verifier.verify("alice", totp, "000000").reason
+        assert 600.0 == verifier.retry_after("alice")
+        verifier.reset("alice")
+        assert None is verifier.retry_after("alice")
+        assert None is verifier.retry_after("nobody")
+
     def test_one_users_lock_spares_others(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
         """Per-user isolation: a locked user does not throttle anyone else."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=1))
@@ -425,6 +443,7 @@ class StoreContract:
                 policy=LENIENT,
             ),
             lambda: store.mark(user, "totp"),
+            lambda: store.blocked_until(user),
             lambda: store.reset(user, now=START),
         ]
         for call in calls:

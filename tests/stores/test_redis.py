@@ -104,6 +104,7 @@ def test_server_stopped_mid_test(own_redis: Any) -> None:
         lambda: verifier.verify("bob", hotp, hotp.generate(0)),
         lambda: verifier.reset("bob"),
         lambda: verifier.next_counter("bob"),
+        lambda: verifier.retry_after("bob"),
     ]
     for call in calls:
         with pytest.raises(StoreError, match="Redis store failed"):
@@ -167,6 +168,13 @@ def test_corrupt_mark_read(store: RedisStore, client: redis.Redis) -> None:
     client.hset(KEY, "h", "-3")
     with pytest.raises(StoreError, match="corrupt"):
         make(store).next_counter("alice")
+
+
+def test_corrupt_blocked_until_read(store: RedisStore, client: redis.Redis) -> None:
+    """A blocked-until time that is not a number raises StoreError (retry_after's read)."""
+    client.hset(KEY, "b", "soon")
+    with pytest.raises(StoreError, match="corrupt"):
+        make(store).retry_after("alice")
 
 
 def test_script_cache_flushed(store: RedisStore, client: redis.Redis) -> None:

@@ -131,6 +131,10 @@ class Store(Protocol):
         """Return the highest accepted step/counter of ``kind`` for ``user`` (``None``: none)."""
         ...
 
+    def blocked_until(self, user: str) -> float:
+        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
+        ...
+
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s failures and lock; the replay marks stay (so no code reopens)."""
         ...

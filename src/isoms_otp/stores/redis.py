@@ -249,6 +249,19 @@ class RedisStore:
             raise StoreError("the Redis store holds a corrupt replay mark; refusing to guess")
         return int(text)
 
+    def blocked_until(self, user: str) -> float:
+        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
+        try:
+            value = self._client.hget(self._prefix + user, "b")
+        except (redis.RedisError, ValueError, TypeError) as exc:  # as settle: unencodable keys
+            raise self._fail(exc) from exc
+        if value is None:
+            return 0.0
+        blocked = _wait(value)
+        if blocked is None and value not in ("0", b"0"):
+            raise StoreError("the Redis store holds a corrupt blocked-until time; refusing it")
+        return blocked or 0.0
+
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s failures and lock; the replay marks stay."""
         try:

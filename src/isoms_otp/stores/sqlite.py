@@ -233,6 +233,15 @@ class SQLiteStore:
         with self._lock:
             return self._run(operation, write=False)
 
+    def blocked_until(self, user: str) -> float:
+        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
+
+        def operation(conn: sqlite3.Connection) -> float:
+            return _state(conn.execute(_SELECT, (user,)).fetchone()).blocked_until
+
+        with self._lock:
+            return self._run(operation, write=False)
+
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s failures and lock; the replay marks stay."""
 
