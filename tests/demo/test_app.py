@@ -225,6 +225,17 @@ def test_wrong_or_used_sms_code_fails_generically(demo: Demo) -> None:
     assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code=code))
 
 
+def test_sms_code_of_a_later_counter_is_refused(demo: Demo) -> None:
+    """Regression: the SMS step used to accept the codes of the next five counters too."""
+    demo.sign_in()
+    user = demo.db.user("alice")
+    assert user is not None
+    later = HOTP(user.sms_secret).generate(1)
+    assert later != demo.sms_code()
+    response = demo.post("/sign-in/sms", code=later)
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+
+
 def test_signing_in_again_resends_the_same_unused_code(demo: Demo) -> None:
     """Until a code is used, asking again sends the same code (the same HOTP counter)."""
     demo.sign_in()

@@ -101,7 +101,9 @@ def create_app(
     """
     db = DemoDB(db_path)
     store = SQLiteStore(db_path)
-    verifier = Verifier(store, policy=policy, clock=clock)
+    # look_ahead=0: a text-message code is accepted only for the counter it was sent for, not
+    # for the next five (TOTP codes ignore look_ahead).
+    verifier = Verifier(store, policy=policy, clock=clock, look_ahead=0)
     send_sms: SmsSink = Outbox(db, clock=clock) if sms_sink is None else sms_sink
     demo = _Demo(db=db, verifier=verifier, send_sms=send_sms, clock=clock)
 
