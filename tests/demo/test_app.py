@@ -207,8 +207,36 @@ def test_wrong_password_looks_like_the_right_one_until_the_code(demo: Demo, user
     response = demo.sign_in(password=WRONG, user=user)
     assert "/sign-in/sms" == response.location
     assert [] == demo.sent
+    demo.clock.advance(1)  # the wrong password's back-off
     response = demo.post("/sign-in/sms", code="123456")
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+
+
+def test_wrong_passwords_are_throttled_before_the_sms_step(demo: Demo) -> None:
+    """Regression: wrong passwords of users without TOTP used to go uncounted to the SMS step,
+    so passwords could be guessed without limit (and the outbox showed the right one).
+
+    Once locked, even the right password gets the lock message and no text message.
+    """
+    for _ in range(DEMO_POLICY.max_failures):
+        assert "/sign-in/sms" == demo.sign_in(password=WRONG).location
+        demo.clock.advance(DEMO_POLICY.max_delay)
+    response = demo.sign_in()
+    assert 429 == response.status_code
+    assert [] == demo.sent
+    assert error_of(response) == error_of(demo.sign_in(password=WRONG))
+    assert (error_of(response) or "").startswith("Too many failed attempts.")
+
+
+def test_code_step_after_a_wrong_password_does_not_count_again(demo: Demo) -> None:
+    """A wrong password is one failure: the codes typed after it are not counted again."""
+    for _ in range(DEMO_POLICY.max_failures - 1):
+        demo.sign_in(password=WRONG)
+        demo.clock.advance(DEMO_POLICY.max_delay)
+        for _ in range(3):
+            assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code="123456"))
+    assert "/sign-in/sms" == demo.sign_in().location
+    assert ["alice"] == [to for to, _ in demo.sent]
 
 
 def test_wrong_or_used_sms_code_fails_generically(demo: Demo) -> None:
@@ -285,6 +313,7 @@ def test_outbox_lists_simulated_messages(demo: Demo) -> None:
                                   "password": PASSWORD})  # fmt: skip
     page = client.get("/outbox").text
     assert "Your iSOMS sign-in code is" in page
+    assert "must never have a page like this" in page
     assert '<td class="recipient">alice</td>' in page
 
 

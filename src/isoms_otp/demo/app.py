@@ -2,10 +2,12 @@
 
 Routes, in the order a user meets them:
 
-* ``/sign-in``: username, password and code on one form. A user with active TOTP signs in
-  right there; everyone else (including unknown usernames, so nothing tells them apart) goes
-  on to ``/sign-in/sms``, and a text message (simulated: ``/outbox``) is sent only if the
-  password was right.
+* ``/sign-in``: username, password and code on one form. A wrong password counts as a failure
+  right away. A user with active TOTP signs in right there; everyone else (including unknown
+  usernames, so nothing tells them apart) goes on to ``/sign-in/sms``, and a text message is
+  sent only if the password was right and the user is not throttled.
+* ``/outbox``: demo only, the simulated phone: it shows every text message to anyone. A real
+  deployment must not have such a page (it would tell a guesser when a password was right).
 * ``/totp``: *TOTP Configuration* (from the menu under the user's name): *Activate TOTP* makes a
   pending secret and shows its QR code; the first code from the app makes it active;
   *Deactivate TOTP* (with a current code) removes it.
@@ -189,6 +191,10 @@ def _refuse(
     return render_template(template, error=message, username=username), 401
 
 
+# What the code page answers when there is no code to check (the password was wrong).
+_NO_MATCH: Final = Verdict(reason="invalid")
+
+
 class _Demo:
     """The views; each one is a step of the flow and the library calls it makes."""
 
@@ -242,6 +248,11 @@ class _Demo:
     def count_failure(self, username: str) -> Verdict:
         return self.verifier.verify(username, self._failure_only, "")
 
+    def throttle(self, username: str) -> Verdict | None:
+        """Return a "throttled" verdict while ``username`` must wait, else ``None`` (read-only)."""
+        wait = self.verifier.retry_after(username)
+        return None if wait is None else Verdict(reason="throttled", retry_after=wait)
+
     # -- sign-in ---------------------------------------------------------------------------
 
     def home(self) -> ResponseReturnValue:
@@ -258,15 +269,23 @@ class _Demo:
             return render_template("sign_in.html", error=MESSAGES["failed"]), 401
         user = self.db.check_password(username, password)
         record = self.db.totp(username)
-        if record is None or record.state != "active":
-            return self.start_sms(username, user)
-        # One screen: the code is examined only with the right password, so a wrong code and a
-        # wrong password look the same; a wrong password still counts towards the throttle.
+        totp = None if record is None or record.state != "active" else TOTP(record.secret)
         if user is None:
+            # A wrong password counts here, once, whatever comes next: passwords are throttled
+            # like codes. The code is not looked at, so a wrong code and a wrong password look
+            # the same.
             verdict = self.count_failure(username)
+            if totp is None and verdict.reason != "throttled":
+                return self.start_sms(username, None)
+        elif totp is None:
+            # Never send a text message while throttled: a locked account gets the same page
+            # whether the password was right or wrong.
+            throttled = self.throttle(username)
+            if throttled is None:
+                return self.start_sms(username, user)
+            verdict = throttled
         else:
-            code = request.form.get("code", "")
-            verdict = self.verifier.verify(username, TOTP(record.secret), code)
+            verdict = self.verifier.verify(username, totp, request.form.get("code", ""))
         if verdict.ok and user is not None:
             return self.start_session(user, "password+totp")
         wrong = "password" if user is None and verdict.reason != "throttled" else verdict.reason
@@ -306,7 +325,11 @@ class _Demo:
             return render_template("sign_in.html", error=MESSAGES["expired"]), 401
         user = self.db.user(challenge.username) if challenge.password_ok else None
         if user is None:
-            verdict = self.count_failure(challenge.username)
+            # The wrong password was counted on /sign-in; counting every code typed here as
+            # well would punish one wrong password many times. Nothing can match, so nothing is
+            # gained by guessing here.
+            throttled = self.throttle(challenge.username)
+            verdict = _NO_MATCH if throttled is None else throttled
         else:
             code = request.form.get("code", "")
             verdict = self.verifier.verify(user.username, HOTP(user.sms_secret), code)
