@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from isoms_otp import HOTP, TOTP, StoreError, ThrottlePolicy, encode_secret
-from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app
+from isoms_otp import TOTP, StoreError, ThrottlePolicy, encode_secret
+from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app, message_otp
 from isoms_otp.demo.db import DemoDB
 from isoms_otp.testing import FakeClock
 
@@ -258,18 +258,26 @@ def test_sms_code_of_a_later_counter_is_refused(demo: Demo) -> None:
     demo.sign_in()
     user = demo.db.user("alice")
     assert user is not None
-    later = HOTP(user.sms_secret).generate(1)
+    later = message_otp(user, demo.clock()).generate(1)
     assert later != demo.sms_code()
     response = demo.post("/sign-in/sms", code=later)
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 
 
-def test_signing_in_again_resends_the_same_unused_code(demo: Demo) -> None:
-    """Until a code is used, asking again sends the same code (the same HOTP counter)."""
-    demo.sign_in()
+def test_code_used_in_another_tab_ends_this_challenge(demo: Demo) -> None:
+    """Two sign-ins, two messages for one counter: once one code is used the other is dead."""
+    other = demo.app.test_client()
+    form = {"username": "alice", "password": PASSWORD}
+    other.post("/sign-in", data={"csrf_token": demo.token(other), **form})
     first = demo.sms_code()
+    demo.clock.advance(60)
     demo.sign_in()
-    assert first == demo.sms_code()
+    assert first != demo.sms_code()
+    assert "/" == other.post("/sign-in/sms", data={"csrf_token": demo.token(other, "/sign-in/sms"),
+                                                   "code": first}).location  # fmt: skip
+    for _ in range(DEMO_POLICY.max_failures + 1):  # nothing is counted: never throttled
+        response = demo.post("/sign-in/sms", code=demo.sms_code())
+        assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 
 
 def test_sms_code_expires(demo: Demo) -> None:
@@ -279,6 +287,21 @@ def test_sms_code_expires(demo: Demo) -> None:
     response = demo.post("/sign-in/sms", code=demo.sms_code())
     assert (401, MESSAGES["expired"]) == (response.status_code, error_of(response))
     assert "/sign-in" == demo.client.get("/sign-in/sms").location
+
+
+def test_expired_sms_code_never_works_again(demo: Demo) -> None:
+    """Regression: an unused code never expired: signing in again a week later resent the same
+    code, so a code read off the phone long ago still signed in with the password.
+    """
+    demo.sign_in()
+    old = demo.sms_code()
+    demo.clock.advance(7 * 24 * 3600)
+    demo.sign_in()
+    new = demo.sms_code()
+    assert old != new
+    assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code=old))
+    demo.clock.advance(1)
+    assert "/" == demo.post("/sign-in/sms", code=new).location
 
 
 def test_sms_step_without_a_sign_in_goes_back(demo: Demo) -> None:
@@ -539,8 +562,7 @@ def test_logs_hold_no_secret_password_or_totp_code(
     demo.sign_in(code=otp.generate(demo.clock()))
     demo.sign_in(password=WRONG, code=otp.generate(demo.clock()))
     secret = encode_secret(otp.secret)
-    sms_secret = demo.db.user("alice").sms_secret  # type: ignore[union-attr]
-    sms_codes = {HOTP(sms_secret).generate(n) for n in range(3)}
+    sms_codes = {sms.group(1)}
     lines = caplog.text.splitlines()
     assert any("sign-in accepted: user=alice method=password+totp" in line for line in lines)
     for line in lines:

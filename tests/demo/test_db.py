@@ -80,10 +80,11 @@ def test_active_secret_is_never_replaced_by_a_pending_one(db: DemoDB) -> None:
 
 
 def test_challenges_expire(db: DemoDB) -> None:
-    """remove_challenges drops one by id and every one that expired."""
-    old = db.add_challenge(Challenge(username="alice", password_ok=True, expires=100.0))
-    new = db.add_challenge(Challenge(username="alice", password_ok=False, expires=200.0))
-    assert Challenge(username="alice", password_ok=False, expires=200.0) == db.challenge(new)
+    """remove_challenges drops one by id and every one that began before a time."""
+    old = db.add_challenge(Challenge(username="alice", counter=3, sent_at=100.0))
+    new = db.add_challenge(Challenge(username="alice", counter=None, sent_at=200.0))
+    assert Challenge(username="alice", counter=3, sent_at=100.0) == db.challenge(old)
+    assert Challenge(username="alice", counter=None, sent_at=200.0) == db.challenge(new)
     db.remove_challenges(before=150.0)
     assert db.challenge(old) is None
     db.remove_challenges(key=new)

@@ -45,7 +45,7 @@ from isoms_otp import (
 from .db import Challenge, DemoDB, User
 from .sms import Outbox, SmsSink
 
-__all__ = ["DEMO_POLICY", "ISSUER", "MESSAGES", "create_app"]
+__all__ = ["DEMO_POLICY", "ISSUER", "MESSAGES", "create_app", "message_otp"]
 
 #: The demo's throttle: back-off from 1 s, lock for 5 minutes after 5 failures in a row. A
 #: production policy is stricter on the lock (see ThrottlePolicy's defaults).
@@ -64,7 +64,7 @@ MESSAGES: Final = {
         "then sign in again."
     ),
     "throttled": "Too many failed attempts. Try again in {wait}.",
-    "expired": "That code has expired. Sign in again to get a new one.",
+    "expired": "That code has expired. Sign in again and we will send you a new code.",
     "confirm_failed": (
         "That code did not match. Scan the QR code shown here, check that your phone sets its "
         "clock automatically, and type the newest code."
@@ -172,6 +172,16 @@ def _security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def message_otp(user: User, sent_at: float) -> HOTP:
+    """Return the HOTP of the text message sent to ``user`` at ``sent_at``.
+
+    Each message has a key of its own, derived from the user's SMS key and the time it was
+    sent, so the code of a message that expired unused is never sent or accepted again. The
+    Verifier still claims the HOTP counter, so each code works once.
+    """
+    return HOTP(hmac.digest(user.sms_secret, repr(sent_at).encode(), "sha256"))
 
 
 def _throttled(verdict: Verdict) -> tuple[str, dict[str, str]]:
@@ -293,20 +303,19 @@ class _Demo:
         return _refuse(verdict, replayed="replayed", template="sign_in.html", username=username)
 
     def start_sms(self, username: str, user: User | None) -> ResponseReturnValue:
-        """Go on to the text-message step; send the code only if the password was right."""
+        """Go on to the text-message step; send a code only to ``user`` (the password was right)."""
         now = self.clock()
-        self.db.remove_challenges(before=now)
-        challenge = Challenge(
-            username=username, password_ok=user is not None, expires=now + SMS_LIFETIME
-        )
-        session["challenge"] = self.db.add_challenge(challenge)
+        self.db.remove_challenges(before=now - SMS_LIFETIME)
+        counter = None
         if user is None:
             log.info("sign-in: user=%s wrong password or unknown user (no message)", username)
         else:
-            # The next unused HOTP counter: signing in again resends the code until it is used.
-            code = HOTP(user.sms_secret).generate(self.verifier.next_counter(username))
+            counter = self.verifier.next_counter(username)
+            code = message_otp(user, now).generate(counter)
             self.send_sms(username, f"Your iSOMS sign-in code is {code}. It expires in 5 minutes.")
             log.info("sign-in: user=%s text message sent", username)
+        challenge = Challenge(username=username, counter=counter, sent_at=now)
+        session["challenge"] = self.db.add_challenge(challenge)
         return redirect(url_for("sign_in_sms"))
 
     def sign_in_sms(self) -> ResponseReturnValue:
@@ -319,20 +328,19 @@ class _Demo:
         challenge = self.db.challenge(key) if isinstance(key, str) else None
         if challenge is None:
             return redirect(url_for("sign_in"))
-        if challenge.expires <= self.clock():
+        if challenge.sent_at + SMS_LIFETIME <= self.clock():
             self.db.remove_challenges(key=key)
             session.pop("challenge", None)
             return render_template("sign_in.html", error=MESSAGES["expired"]), 401
-        user = self.db.user(challenge.username) if challenge.password_ok else None
-        if user is None:
-            # The wrong password was counted on /sign-in; counting every code typed here as
-            # well would punish one wrong password many times. Nothing can match, so nothing is
-            # gained by guessing here.
+        user = self.db.user(challenge.username) if challenge.counter is not None else None
+        if user is None or challenge.counter != self.verifier.next_counter(user.username):
+            # No message was sent (the wrong password was counted on /sign-in), or its code was
+            # used already: nothing can match, so nothing is counted again here.
             throttled = self.throttle(challenge.username)
             verdict = _NO_MATCH if throttled is None else throttled
         else:
-            code = request.form.get("code", "")
-            verdict = self.verifier.verify(user.username, HOTP(user.sms_secret), code)
+            otp = message_otp(user, challenge.sent_at)
+            verdict = self.verifier.verify(user.username, otp, request.form.get("code", ""))
         if verdict.ok and user is not None:
             self.db.remove_challenges(key=key)
             return self.start_session(user, "password+sms")

@@ -44,11 +44,11 @@ CREATE TABLE IF NOT EXISTS demo_totp (
     secret BLOB NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'active'))
 );
-CREATE TABLE IF NOT EXISTS demo_challenges (
+CREATE TABLE IF NOT EXISTS demo_sms_challenges (
     id TEXT PRIMARY KEY NOT NULL,
     username TEXT NOT NULL,
-    password_ok INTEGER NOT NULL,
-    expires REAL NOT NULL
+    counter INTEGER,
+    sent_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS demo_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -88,13 +88,15 @@ class TOTPRecord:
 class Challenge:
     """A sign-in waiting for its text-message code.
 
-    It is kept on the server because the session cookie is signed, not encrypted: the browser
-    must not be able to read ``password_ok``.
+    ``counter`` is the HOTP counter of the code that was sent, or ``None`` when no message was
+    sent (wrong password or unknown user); ``sent_at`` is when the message was sent (or the
+    challenge began), which starts its lifetime. It is kept on the server because the session
+    cookie is signed, not encrypted: the browser must not learn whether a message was sent.
     """
 
     username: str
-    password_ok: bool
-    expires: float
+    counter: int | None
+    sent_at: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,9 +216,9 @@ class DemoDB:
         key = secrets.token_urlsafe(24)
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO demo_challenges (id, username, password_ok, expires) "
+                "INSERT INTO demo_sms_challenges (id, username, counter, sent_at) "
                 "VALUES (?, ?, ?, ?)",
-                (key, challenge.username, int(challenge.password_ok), challenge.expires),
+                (key, challenge.username, challenge.counter, challenge.sent_at),
             )
         return key
 
@@ -224,17 +226,17 @@ class DemoDB:
         """Return the challenge with id ``key``, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT username, password_ok, expires FROM demo_challenges WHERE id = ?", (key,)
+                "SELECT username, counter, sent_at FROM demo_sms_challenges WHERE id = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        return Challenge(username=row[0], password_ok=bool(row[1]), expires=row[2])
+        return Challenge(username=row[0], counter=row[1], sent_at=row[2])
 
     def remove_challenges(self, *, key: str | None = None, before: float | None = None) -> None:
-        """Delete the challenge ``key`` and every challenge that expired ``before`` a time."""
+        """Delete the challenge ``key`` and every challenge that began ``before`` a time."""
         with self._connect() as conn:
             conn.execute(
-                "DELETE FROM demo_challenges WHERE id = ? OR expires < ?",
+                "DELETE FROM demo_sms_challenges WHERE id = ? OR sent_at < ?",
                 (key, -1.0 if before is None else before),
             )
 
