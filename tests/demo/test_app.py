@@ -264,6 +264,32 @@ def test_sms_code_of_a_later_counter_is_refused(demo: Demo) -> None:
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 
 
+def test_at_most_one_text_message_a_minute(demo: Demo) -> None:
+    """Regression: every right password sent a text message, however often (SMS bombing, cost).
+
+    Within a minute, signing in again sends nothing and the code already sent works.
+    """
+    for _ in range(20):
+        assert "/sign-in/sms" == demo.sign_in().location
+        demo.clock.advance(2.9)
+    assert 1 == len(demo.sent)
+    demo.clock.advance(2)  # 60 s after the message: the next sign-in sends a new one
+    demo.sign_in()
+    assert 2 == len(demo.sent)
+    assert "/" == demo.post("/sign-in/sms", code=demo.sms_code()).location
+
+
+def test_reused_message_keeps_its_code_and_expiry(demo: Demo) -> None:
+    """A sign-in that reuses the last message accepts its code until that message expires."""
+    demo.sign_in()
+    demo.clock.advance(59)
+    demo.sign_in()
+    assert 1 == len(demo.sent)
+    demo.clock.advance(241)  # 300 s after the message was sent
+    response = demo.post("/sign-in/sms", code=demo.sms_code())
+    assert (401, MESSAGES["expired"]) == (response.status_code, error_of(response))
+
+
 def test_code_used_in_another_tab_ends_this_challenge(demo: Demo) -> None:
     """Two sign-ins, two messages for one counter: once one code is used the other is dead."""
     other = demo.app.test_client()

@@ -55,6 +55,9 @@ DEMO_POLICY: Final = ThrottlePolicy(max_failures=5, base_delay=1.0, max_delay=60
 ISSUER: Final = "iSOMS"
 #: How long a text-message code may be used after it was sent.
 SMS_LIFETIME: Final = 300.0
+#: The least time between two text messages to one user: signing in again sooner reuses the
+#: message just sent (its code and its expiry) instead of sending another.
+SMS_INTERVAL: Final = 60.0
 
 #: Everything the user is told when something fails (``throttled`` takes the ``wait``).
 MESSAGES: Final = {
@@ -306,15 +309,21 @@ class _Demo:
         """Go on to the text-message step; send a code only to ``user`` (the password was right)."""
         now = self.clock()
         self.db.remove_challenges(before=now - SMS_LIFETIME)
-        counter = None
+        counter, sent_at = None, now
         if user is None:
             log.info("sign-in: user=%s wrong password or unknown user (no message)", username)
         else:
             counter = self.verifier.next_counter(username)
-            code = message_otp(user, now).generate(counter)
-            self.send_sms(username, f"Your iSOMS sign-in code is {code}. It expires in 5 minutes.")
-            log.info("sign-in: user=%s text message sent", username)
-        challenge = Challenge(username=username, counter=counter, sent_at=now)
+            last = self.db.last_sent(username, counter)
+            if last is not None and now - last < SMS_INTERVAL:
+                sent_at = last  # no second message so soon: this challenge takes the last one's
+                log.info("sign-in: user=%s text message sent recently, not again", username)
+            else:
+                code = message_otp(user, now).generate(counter)
+                text = f"Your iSOMS sign-in code is {code}. It expires in 5 minutes."
+                self.send_sms(username, text)
+                log.info("sign-in: user=%s text message sent", username)
+        challenge = Challenge(username=username, counter=counter, sent_at=sent_at)
         session["challenge"] = self.db.add_challenge(challenge)
         return redirect(url_for("sign_in_sms"))
 

@@ -232,6 +232,15 @@ class DemoDB:
             return None
         return Challenge(username=row[0], counter=row[1], sent_at=row[2])
 
+    def last_sent(self, username: str, counter: int) -> float | None:
+        """Return when the newest message for ``username``'s ``counter`` was sent, or ``None``."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT MAX(sent_at) FROM demo_sms_challenges WHERE username = ? AND counter = ?",
+                (username, counter),
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
     def remove_challenges(self, *, key: str | None = None, before: float | None = None) -> None:
         """Delete the challenge ``key`` and every challenge that began ``before`` a time."""
         with self._connect() as conn:
