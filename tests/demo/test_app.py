@@ -306,6 +306,15 @@ def test_code_used_in_another_tab_ends_this_challenge(demo: Demo) -> None:
         assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 
 
+def test_sms_code_is_refused_once_totp_is_active(demo: Demo) -> None:
+    """Regression: a text-message challenge begun before TOTP became active still signed in."""
+    demo.sign_in()
+    demo.db.set_pending("alice", b"k" * 20)
+    assert demo.db.activate("alice", b"k" * 20)
+    response = demo.post("/sign-in/sms", code=demo.sms_code())
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+
+
 def test_sms_code_expires(demo: Demo) -> None:
     """After five minutes the code step sends the user back to sign in again."""
     demo.sign_in()

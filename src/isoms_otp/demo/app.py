@@ -341,10 +341,10 @@ class _Demo:
             self.db.remove_challenges(key=key)
             session.pop("challenge", None)
             return render_template("sign_in.html", error=MESSAGES["expired"]), 401
-        user = self.db.user(challenge.username) if challenge.counter is not None else None
-        if user is None or challenge.counter != self.verifier.next_counter(user.username):
-            # No message was sent (the wrong password was counted on /sign-in), or its code was
-            # used already: nothing can match, so nothing is counted again here.
+        user = self.sms_user(challenge)
+        if user is None:
+            # Nothing can match, so nothing is counted again here (a wrong password was
+            # counted on /sign-in).
             throttled = self.throttle(challenge.username)
             verdict = _NO_MATCH if throttled is None else throttled
         else:
@@ -357,6 +357,18 @@ class _Demo:
         # A used text-message code is simply no match: HOTP's window starts after the last
         # used counter, so it never reports "replayed".
         return _refuse(verdict, replayed="failed", template="sign_in_sms.html")
+
+    def sms_user(self, challenge: Challenge) -> User | None:
+        """Return the user whose text-message code ``challenge`` still takes, else ``None``.
+
+        ``None`` when no message was sent (a wrong password), its code was used already, or
+        TOTP became active since: then only TOTP signs in.
+        """
+        user = None if challenge.counter is None else self.db.user(challenge.username)
+        if user is None or challenge.counter != self.verifier.next_counter(user.username):
+            return None
+        record = self.db.totp(user.username)
+        return None if record is not None and record.state == "active" else user
 
     def sign_out(self) -> ResponseReturnValue:
         user = self.current_user()
