@@ -450,15 +450,19 @@ def test_totp_sign_in_failures_do_not_say_which_part_was_wrong(demo: Demo) -> No
     assert "/" == demo.sign_in(code=code).location  # the code was not used up by either
 
 
-def test_reused_totp_code_gets_its_own_message(demo: Demo) -> None:
-    """The same code twice: the second time says it was used."""
+def test_reused_totp_code_at_sign_in_gets_the_generic_message(demo: Demo) -> None:
+    """Regression: a reused code at sign-in used to get its own message, which only the right
+    password could earn, so it told an onlooker that the password was right.
+    """
     otp = demo.activate()
     demo.post("/sign-out")
     code = otp.generate(demo.clock())
     assert "/" == demo.sign_in(code=code).location
     demo.post("/sign-out")
     response = demo.sign_in(code=code)
-    assert (401, MESSAGES["replayed"]) == (response.status_code, error_of(response))
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+    assert "try again" in MESSAGES["replayed"]
+    assert "sign in again" not in MESSAGES["replayed"]
 
 
 @pytest.mark.parametrize("password", [PASSWORD, WRONG], ids=["right-password", "wrong-password"])

@@ -60,11 +60,13 @@ SMS_LIFETIME: Final = 300.0
 SMS_INTERVAL: Final = 60.0
 
 #: Everything the user is told when something fails (``throttled`` takes the ``wait``).
+#: ``replayed`` is only for signed-in users (TOTP Configuration): at sign-in a reused code gets
+#: ``failed``, since saying "used" would reveal that the password was right.
 MESSAGES: Final = {
     "failed": "Sign-in failed: check your username, password and code.",
     "replayed": (
         "That code has already been used. Wait for the next code in your authenticator app, "
-        "then sign in again."
+        "then try again."
     ),
     "throttled": "Too many failed attempts. Try again in {wait}.",
     "expired": "That code has expired. Sign in again and we will send you a new code.",
@@ -193,15 +195,16 @@ def _throttled(verdict: Verdict) -> tuple[str, dict[str, str]]:
     return MESSAGES["throttled"].format(wait=wait), {"Retry-After": str(seconds)}
 
 
-def _refuse(
-    verdict: Verdict, *, replayed: str, template: str, username: str = ""
-) -> ResponseReturnValue:
-    """Render ``template`` with the message for a refused sign-in ``verdict``."""
+def _refuse(verdict: Verdict, *, template: str, username: str = "") -> ResponseReturnValue:
+    """Render ``template`` with the message for a refused sign-in ``verdict``.
+
+    Only "throttled" has a message of its own; every other refusal, a reused code included,
+    gets the generic one, so nothing tells whether the password was right.
+    """
     if verdict.reason == "throttled":
         message, headers = _throttled(verdict)
         return render_template(template, error=message, username=username), 429, headers
-    message = MESSAGES[replayed if verdict.reason == "replayed" else "failed"]
-    return render_template(template, error=message, username=username), 401
+    return render_template(template, error=MESSAGES["failed"], username=username), 401
 
 
 # What the code page answers when there is no code to check (the password was wrong).
@@ -303,7 +306,7 @@ class _Demo:
             return self.start_session(user, "password+totp")
         wrong = "password" if user is None and verdict.reason != "throttled" else verdict.reason
         log.info("sign-in refused: user=%s reason=%s", username, wrong)
-        return _refuse(verdict, replayed="replayed", template="sign_in.html", username=username)
+        return _refuse(verdict, template="sign_in.html", username=username)
 
     def start_sms(self, username: str, user: User | None) -> ResponseReturnValue:
         """Go on to the text-message step; send a code only to ``user`` (the password was right)."""
@@ -354,9 +357,7 @@ class _Demo:
             self.db.remove_challenges(key=key)
             return self.start_session(user, "password+sms")
         log.info("sign-in refused: user=%s step=sms reason=%s", challenge.username, verdict.reason)
-        # A used text-message code is simply no match: HOTP's window starts after the last
-        # used counter, so it never reports "replayed".
-        return _refuse(verdict, replayed="failed", template="sign_in_sms.html")
+        return _refuse(verdict, template="sign_in_sms.html")
 
     def sms_user(self, challenge: Challenge) -> User | None:
         """Return the user whose text-message code ``challenge`` still takes, else ``None``.
