@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -559,6 +560,28 @@ def test_first_sign_in_after_being_signed_out_elsewhere_passes_csrf(demo: Demo) 
     other.post("/sign-out", data={"csrf_token": demo.token(other, "/")})
     form = {"csrf_token": demo.token(), "username": "alice", "password": PASSWORD}
     assert "/sign-in/sms" == demo.client.post("/sign-in", data=form).location
+
+
+def test_signed_in_session_ends_after_thirty_minutes(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: sessions had no maximum age, so a copied cookie worked until sign-out.
+
+    The server checks the cookie's signed timestamp (Flask uses time.time for it), so even a
+    client that keeps sending the cookie is signed out 30 minutes after signing in.
+    """
+    demo.sign_in_by_sms()
+    cookie = demo.client.get_cookie("isoms_demo_session")
+    assert cookie is not None
+    assert cookie.expires is not None
+    other = demo.app.test_client()
+    other.set_cookie("isoms_demo_session", cookie.value)  # no expiry: sent for ever
+    assert 200 == other.get("/").status_code
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 29 * 60)
+    assert 200 == other.get("/").status_code
+    monkeypatch.setattr(time, "time", lambda: now + 31 * 60)
+    assert "/sign-in" == other.get("/").location
 
 
 def test_sign_out_without_a_session_just_redirects(demo: Demo) -> None:

@@ -25,6 +25,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Final
 
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
@@ -55,6 +56,8 @@ DEMO_POLICY: Final = ThrottlePolicy(max_failures=5, base_delay=1.0, max_delay=60
 ISSUER: Final = "iSOMS"
 #: How long a text-message code may be used after it was sent.
 SMS_LIFETIME: Final = 300.0
+#: How long a signed-in session lasts: its cookie is refused once it was signed this long ago.
+SESSION_LIFETIME: Final = timedelta(minutes=30)
 #: The least time between two text messages to one user: signing in again sooner reuses the
 #: message just sent (its code and its expiry) instead of sending another.
 SMS_INTERVAL: Final = 60.0
@@ -123,6 +126,11 @@ def create_app(
         # Plain HTTP on loopback; behind HTTPS set this to True (the cookie then never leaks).
         SESSION_COOKIE_SECURE=False,
         MAX_CONTENT_LENGTH=16 * 1024,
+        # Signed-in sessions are permanent with a fixed lifetime, checked against the cookie's
+        # signed timestamp on the server. Not refreshed on every request: a copied cookie dies
+        # 30 minutes after sign-in (or the last change to the session), however much it is used.
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     app.context_processor(demo.template_globals)
     app.register_error_handler(StoreError, _store_failed)
@@ -256,6 +264,7 @@ class _Demo:
 
     def start_session(self, user: User, method: str) -> ResponseReturnValue:
         session.clear()  # a fresh session (and CSRF token) for the signed-in user
+        session.permanent = True  # ends after SESSION_LIFETIME
         session["user"] = user.username
         session["epoch"] = user.epoch
         log.info("sign-in accepted: user=%s method=%s", user.username, method)
