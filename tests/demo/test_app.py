@@ -584,6 +584,29 @@ def test_signed_in_session_ends_after_thirty_minutes(
     assert "/sign-in" == other.get("/").location
 
 
+def test_activating_or_deactivating_totp_ends_other_sessions(demo: Demo) -> None:
+    """Regression: other sessions (a copied cookie) used to survive a change to TOTP."""
+    demo.sign_in_by_sms()
+    cookie = demo.client.get_cookie("isoms_demo_session")
+    assert cookie is not None
+    for change in ("activate", "deactivate"):
+        other = demo.app.test_client()
+        other.set_cookie("isoms_demo_session", cookie.value)
+        assert 200 == other.get("/").status_code
+        if change == "activate":
+            demo.post("/totp/activate")
+            code = demo.totp().generate(demo.clock())
+            assert "/totp" == demo.post("/totp/confirm", code=code).location
+        else:
+            demo.clock.advance(30)
+            code = demo.totp().generate(demo.clock())
+            assert "/totp" == demo.post("/totp/deactivate", code=code).location
+        assert "/sign-in" == other.get("/").location
+        assert 200 == demo.client.get("/").status_code  # this session goes on
+        cookie = demo.client.get_cookie("isoms_demo_session")
+        assert cookie is not None
+
+
 def test_sign_out_without_a_session_just_redirects(demo: Demo) -> None:
     """Signing out when signed out is harmless."""
     assert "/sign-in" == demo.post("/sign-out").location

@@ -270,6 +270,10 @@ class _Demo:
         log.info("sign-in accepted: user=%s method=%s", user.username, method)
         return redirect(url_for("home"))
 
+    def end_other_sessions(self, user: User) -> None:
+        """End ``user``'s other sessions (how they sign in has changed); keep this one."""
+        session["epoch"] = self.db.end_sessions(user.username)
+
     def count_failure(self, username: str) -> Verdict:
         return self.verifier.verify(username, self._failure_only, "")
 
@@ -421,6 +425,7 @@ class _Demo:
         code = request.form.get("code", "")
         verdict = self.verifier.confirm(user.username, TOTP(record.secret), code)
         if verdict.ok and self.db.activate(user.username, record.secret):
+            self.end_other_sessions(user)
             log.info("TOTP activated: user=%s", user.username)
             return redirect(url_for("totp"))
         log.info("TOTP activation refused: user=%s reason=%s", user.username, verdict.reason)
@@ -435,6 +440,7 @@ class _Demo:
         verdict = self.verifier.verify(user.username, TOTP(record.secret), code)
         if verdict.ok:
             self.db.remove_totp(user.username)
+            self.end_other_sessions(user)
             log.info("TOTP deactivated: user=%s", user.username)
             return redirect(url_for("totp"))
         log.info("TOTP deactivation refused: user=%s reason=%s", user.username, verdict.reason)

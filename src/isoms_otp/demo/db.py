@@ -173,10 +173,17 @@ class DemoDB:
             return None
         return User(username=username, phone=row[0], sms_secret=row[1], epoch=row[2])
 
-    def end_sessions(self, username: str) -> None:
-        """Invalidate every session of ``username`` (sessions carry the epoch they began in)."""
+    def end_sessions(self, username: str) -> int:
+        """Invalidate every session of the existing user ``username``; return the new epoch.
+
+        Sessions carry the epoch they began in; one that should survive takes the new epoch.
+        """
         with self._connect() as conn:
             conn.execute("UPDATE demo_users SET epoch = epoch + 1 WHERE username = ?", (username,))
+            row = conn.execute(
+                "SELECT epoch FROM demo_users WHERE username = ?", (username,)
+            ).fetchone()
+        return int(row[0])
 
     def totp(self, username: str) -> TOTPRecord | None:
         """Return ``username``'s pending or active TOTP secret, or ``None``."""
