@@ -68,7 +68,7 @@ def hash_password(password: str, salt: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class User:
-    """A demo account: ``sms_secret`` is the HOTP key its text-message codes come from."""
+    """A demo account: each text message's HOTP key is derived from ``sms_secret``."""
 
     username: str
     phone: str
