@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import os
@@ -419,6 +420,25 @@ def test_enroll_never_overwrites(run: RunCli, tmp_path: Path) -> None:
     assert_error(result, f"cannot write --png {str(png)!r}: it exists")
     assert not svg.exists()
     assert png.read_bytes() == b"keep"
+
+
+class _DiskFull(io.FileIO):
+    """A file that takes a few bytes and then reports a full disk."""
+
+    def write(self, data: Any) -> int:
+        super().write(bytes(data)[:8])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_enroll_removes_a_half_written_file(
+    run: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a file whose write failed (a full disk) used to stay behind, half-written."""
+    svg = tmp_path / "a.svg"
+    monkeypatch.setattr(os, "fdopen", lambda descriptor, _mode: _DiskFull(descriptor, "w"))
+    result = run("enroll", "--account", "a", "--qr", "none", "--svg", str(svg))
+    assert_error(result, f"cannot write --svg {str(svg)!r}: No space left on device")
+    assert [] == list(tmp_path.iterdir())
 
 
 def test_enroll_unwritable_path(run: RunCli, tmp_path: Path) -> None:

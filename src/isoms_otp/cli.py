@@ -585,12 +585,17 @@ def _write_private(path: str, data: bytes) -> None:
     """Create ``path`` with mode 0600 and write ``data``; an existing file is an error.
 
     O_EXCL means an existing file (which may be readable by others) or a symlink planted at
-    ``path`` is never written through.
+    ``path`` is never written through. A write that fails (a full disk) removes the file again:
+    the file is ours, since O_EXCL created it.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     descriptor = os.open(path, flags, 0o600)
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(data)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+    except OSError:
+        Path(path).unlink(missing_ok=True)
+        raise
 
 
 def _can_draw(stream: TextIO) -> bool:

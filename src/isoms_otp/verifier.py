@@ -230,6 +230,17 @@ class Verifier:
         _check_user(user)
         return self._next_counter(user)
 
+    def retry_after(self, user: str) -> float | None:
+        """Return the seconds ``user`` must still wait before a code is looked at, or ``None``.
+
+        Read-only: nothing is counted or changed. Check it before an action that is no code
+        check, such as sending a text message, so a throttled user gets nothing either.
+        """
+        _check_user(user)
+        now = self._now()
+        blocked = self.store.blocked_until(user)
+        return blocked - now if blocked > now else None
+
     def reset(self, user: str) -> None:
         """Unlock ``user``: clear the failure count and any back-off or lock (an admin action).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from isoms_otp import HOTP, TOTP, StoreError, ThrottlePolicy, encode_secret
-from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app
+from isoms_otp import TOTP, StoreError, ThrottlePolicy, encode_secret
+from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app, message_otp
 from isoms_otp.demo.db import DemoDB
 from isoms_otp.testing import FakeClock
 
@@ -154,6 +155,19 @@ def test_post_from_a_session_without_a_token_is_refused(demo: Demo) -> None:
     assert 400 == response.status_code
 
 
+def test_csrf_refusal_log_cannot_be_forged_through_the_path(
+    demo: Demo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: the CSRF refusal used to log the raw path, so %0a in it forged a log line."""
+    caplog.set_level(logging.WARNING, logger="isoms_otp.demo")
+    demo.token()
+    demo.client.post("/sign-in%0aINFO sign-in accepted: user=admin", data={"csrf_token": "x"})
+    messages = [record.getMessage() for record in caplog.records]
+    assert 1 == len(messages)
+    assert "\n" not in messages[0]
+    assert "path='/sign-in\\nINFO" in messages[0]
+
+
 def test_store_failure_fails_closed_with_a_message(
     demo: Demo, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -194,8 +208,36 @@ def test_wrong_password_looks_like_the_right_one_until_the_code(demo: Demo, user
     response = demo.sign_in(password=WRONG, user=user)
     assert "/sign-in/sms" == response.location
     assert [] == demo.sent
+    demo.clock.advance(1)  # the wrong password's back-off
     response = demo.post("/sign-in/sms", code="123456")
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+
+
+def test_wrong_passwords_are_throttled_before_the_sms_step(demo: Demo) -> None:
+    """Regression: wrong passwords of users without TOTP used to go uncounted to the SMS step,
+    so passwords could be guessed without limit (and the outbox showed the right one).
+
+    Once locked, even the right password gets the lock message and no text message.
+    """
+    for _ in range(DEMO_POLICY.max_failures):
+        assert "/sign-in/sms" == demo.sign_in(password=WRONG).location
+        demo.clock.advance(DEMO_POLICY.max_delay)
+    response = demo.sign_in()
+    assert 429 == response.status_code
+    assert [] == demo.sent
+    assert error_of(response) == error_of(demo.sign_in(password=WRONG))
+    assert (error_of(response) or "").startswith("Too many failed attempts.")
+
+
+def test_code_step_after_a_wrong_password_does_not_count_again(demo: Demo) -> None:
+    """A wrong password is one failure: the codes typed after it are not counted again."""
+    for _ in range(DEMO_POLICY.max_failures - 1):
+        demo.sign_in(password=WRONG)
+        demo.clock.advance(DEMO_POLICY.max_delay)
+        for _ in range(3):
+            assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code="123456"))
+    assert "/sign-in/sms" == demo.sign_in().location
+    assert ["alice"] == [to for to, _ in demo.sent]
 
 
 def test_wrong_or_used_sms_code_fails_generically(demo: Demo) -> None:
@@ -212,12 +254,66 @@ def test_wrong_or_used_sms_code_fails_generically(demo: Demo) -> None:
     assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code=code))
 
 
-def test_signing_in_again_resends_the_same_unused_code(demo: Demo) -> None:
-    """Until a code is used, asking again sends the same code (the same HOTP counter)."""
+def test_sms_code_of_a_later_counter_is_refused(demo: Demo) -> None:
+    """Regression: the SMS step used to accept the codes of the next five counters too."""
     demo.sign_in()
+    user = demo.db.user("alice")
+    assert user is not None
+    later = message_otp(user, demo.clock()).generate(1)
+    assert later != demo.sms_code()
+    response = demo.post("/sign-in/sms", code=later)
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+
+
+def test_at_most_one_text_message_a_minute(demo: Demo) -> None:
+    """Regression: every right password sent a text message, however often (SMS bombing, cost).
+
+    Within a minute, signing in again sends nothing and the code already sent works.
+    """
+    for _ in range(20):
+        assert "/sign-in/sms" == demo.sign_in().location
+        demo.clock.advance(2.9)
+    assert 1 == len(demo.sent)
+    demo.clock.advance(2)  # 60 s after the message: the next sign-in sends a new one
+    demo.sign_in()
+    assert 2 == len(demo.sent)
+    assert "/" == demo.post("/sign-in/sms", code=demo.sms_code()).location
+
+
+def test_reused_message_keeps_its_code_and_expiry(demo: Demo) -> None:
+    """A sign-in that reuses the last message accepts its code until that message expires."""
+    demo.sign_in()
+    demo.clock.advance(59)
+    demo.sign_in()
+    assert 1 == len(demo.sent)
+    demo.clock.advance(241)  # 300 s after the message was sent
+    response = demo.post("/sign-in/sms", code=demo.sms_code())
+    assert (401, MESSAGES["expired"]) == (response.status_code, error_of(response))
+
+
+def test_code_used_in_another_tab_ends_this_challenge(demo: Demo) -> None:
+    """Two sign-ins, two messages for one counter: once one code is used the other is dead."""
+    other = demo.app.test_client()
+    form = {"username": "alice", "password": PASSWORD}
+    other.post("/sign-in", data={"csrf_token": demo.token(other), **form})
     first = demo.sms_code()
+    demo.clock.advance(60)
     demo.sign_in()
-    assert first == demo.sms_code()
+    assert first != demo.sms_code()
+    assert "/" == other.post("/sign-in/sms", data={"csrf_token": demo.token(other, "/sign-in/sms"),
+                                                   "code": first}).location  # fmt: skip
+    for _ in range(DEMO_POLICY.max_failures + 1):  # nothing is counted: never throttled
+        response = demo.post("/sign-in/sms", code=demo.sms_code())
+        assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+
+
+def test_sms_code_is_refused_once_totp_is_active(demo: Demo) -> None:
+    """Regression: a text-message challenge begun before TOTP became active still signed in."""
+    demo.sign_in()
+    demo.db.set_pending("alice", b"k" * 20)
+    assert demo.db.activate("alice", b"k" * 20)
+    response = demo.post("/sign-in/sms", code=demo.sms_code())
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 
 
 def test_sms_code_expires(demo: Demo) -> None:
@@ -227,6 +323,21 @@ def test_sms_code_expires(demo: Demo) -> None:
     response = demo.post("/sign-in/sms", code=demo.sms_code())
     assert (401, MESSAGES["expired"]) == (response.status_code, error_of(response))
     assert "/sign-in" == demo.client.get("/sign-in/sms").location
+
+
+def test_expired_sms_code_never_works_again(demo: Demo) -> None:
+    """Regression: an unused code never expired: signing in again a week later resent the same
+    code, so a code read off the phone long ago still signed in with the password.
+    """
+    demo.sign_in()
+    old = demo.sms_code()
+    demo.clock.advance(7 * 24 * 3600)
+    demo.sign_in()
+    new = demo.sms_code()
+    assert old != new
+    assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code=old))
+    demo.clock.advance(1)
+    assert "/" == demo.post("/sign-in/sms", code=new).location
 
 
 def test_sms_step_without_a_sign_in_goes_back(demo: Demo) -> None:
@@ -261,6 +372,7 @@ def test_outbox_lists_simulated_messages(demo: Demo) -> None:
                                   "password": PASSWORD})  # fmt: skip
     page = client.get("/outbox").text
     assert "Your iSOMS sign-in code is" in page
+    assert "must never have a page like this" in page
     assert '<td class="recipient">alice</td>' in page
 
 
@@ -339,15 +451,19 @@ def test_totp_sign_in_failures_do_not_say_which_part_was_wrong(demo: Demo) -> No
     assert "/" == demo.sign_in(code=code).location  # the code was not used up by either
 
 
-def test_reused_totp_code_gets_its_own_message(demo: Demo) -> None:
-    """The same code twice: the second time says it was used."""
+def test_reused_totp_code_at_sign_in_gets_the_generic_message(demo: Demo) -> None:
+    """Regression: a reused code at sign-in used to get its own message, which only the right
+    password could earn, so it told an onlooker that the password was right.
+    """
     otp = demo.activate()
     demo.post("/sign-out")
     code = otp.generate(demo.clock())
     assert "/" == demo.sign_in(code=code).location
     demo.post("/sign-out")
     response = demo.sign_in(code=code)
-    assert (401, MESSAGES["replayed"]) == (response.status_code, error_of(response))
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+    assert "try again" in MESSAGES["replayed"]
+    assert "sign in again" not in MESSAGES["replayed"]
 
 
 @pytest.mark.parametrize("password", [PASSWORD, WRONG], ids=["right-password", "wrong-password"])
@@ -432,6 +548,65 @@ def test_sign_out_ends_copied_sessions_too(demo: Demo) -> None:
     assert "/sign-in" == other.get("/").location
 
 
+def test_first_sign_in_after_being_signed_out_elsewhere_passes_csrf(demo: Demo) -> None:
+    """Regression: the sign-in form of a stale session used to carry a token that the same
+    request then cleared, so the first sign-in after a sign-out elsewhere failed CSRF.
+    """
+    demo.sign_in_by_sms()
+    other = demo.app.test_client()
+    cookie = demo.client.get_cookie("isoms_demo_session")
+    assert cookie is not None
+    other.set_cookie("isoms_demo_session", cookie.value)
+    other.post("/sign-out", data={"csrf_token": demo.token(other, "/")})
+    form = {"csrf_token": demo.token(), "username": "alice", "password": PASSWORD}
+    assert "/sign-in/sms" == demo.client.post("/sign-in", data=form).location
+
+
+def test_signed_in_session_ends_after_thirty_minutes(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: sessions had no maximum age, so a copied cookie worked until sign-out.
+
+    The server checks the cookie's signed timestamp (Flask uses time.time for it), so even a
+    client that keeps sending the cookie is signed out 30 minutes after signing in.
+    """
+    demo.sign_in_by_sms()
+    cookie = demo.client.get_cookie("isoms_demo_session")
+    assert cookie is not None
+    assert cookie.expires is not None
+    other = demo.app.test_client()
+    other.set_cookie("isoms_demo_session", cookie.value)  # no expiry: sent for ever
+    assert 200 == other.get("/").status_code
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 29 * 60)
+    assert 200 == other.get("/").status_code
+    monkeypatch.setattr(time, "time", lambda: now + 31 * 60)
+    assert "/sign-in" == other.get("/").location
+
+
+def test_activating_or_deactivating_totp_ends_other_sessions(demo: Demo) -> None:
+    """Regression: other sessions (a copied cookie) used to survive a change to TOTP."""
+    demo.sign_in_by_sms()
+    cookie = demo.client.get_cookie("isoms_demo_session")
+    assert cookie is not None
+    for change in ("activate", "deactivate"):
+        other = demo.app.test_client()
+        other.set_cookie("isoms_demo_session", cookie.value)
+        assert 200 == other.get("/").status_code
+        if change == "activate":
+            demo.post("/totp/activate")
+            code = demo.totp().generate(demo.clock())
+            assert "/totp" == demo.post("/totp/confirm", code=code).location
+        else:
+            demo.clock.advance(30)
+            code = demo.totp().generate(demo.clock())
+            assert "/totp" == demo.post("/totp/deactivate", code=code).location
+        assert "/sign-in" == other.get("/").location
+        assert 200 == demo.client.get("/").status_code  # this session goes on
+        cookie = demo.client.get_cookie("isoms_demo_session")
+        assert cookie is not None
+
+
 def test_sign_out_without_a_session_just_redirects(demo: Demo) -> None:
     """Signing out when signed out is harmless."""
     assert "/sign-in" == demo.post("/sign-out").location
@@ -472,8 +647,7 @@ def test_logs_hold_no_secret_password_or_totp_code(
     demo.sign_in(code=otp.generate(demo.clock()))
     demo.sign_in(password=WRONG, code=otp.generate(demo.clock()))
     secret = encode_secret(otp.secret)
-    sms_secret = demo.db.user("alice").sms_secret  # type: ignore[union-attr]
-    sms_codes = {HOTP(sms_secret).generate(n) for n in range(3)}
+    sms_codes = {sms.group(1)}
     lines = caplog.text.splitlines()
     assert any("sign-in accepted: user=alice method=password+totp" in line for line in lines)
     for line in lines:

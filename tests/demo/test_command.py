@@ -49,6 +49,17 @@ def test_port_out_of_range_is_refused(port: str, capsys: pytest.CaptureFixture[s
     assert "--port must be from 0 to 65535" in capsys.readouterr().err
 
 
+def test_db_that_cannot_be_opened_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a --db in a missing directory used to end in a traceback."""
+    path = str(tmp_path / "missing" / "x.sqlite3")
+    assert 2 == main(["--port", "0", "--db", path])
+    err = capsys.readouterr().err
+    assert f"isoms-otp demo: cannot open --db {path!r}" in err
+    assert 1 == len(err.splitlines())
+
+
 def test_port_in_use_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A port another program holds gives a message, not a traceback."""
     with socket.socket() as taken:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from isoms_otp import SQLiteStore
 from isoms_otp.demo.db import SCRYPT_N, SCRYPT_P, SCRYPT_R, Challenge, DemoDB, Message
 
 
@@ -94,10 +95,11 @@ def test_active_secret_is_never_replaced_by_a_pending_one(db: DemoDB) -> None:
 
 
 def test_challenges_expire(db: DemoDB) -> None:
-    """remove_challenges drops one by id and every one that expired."""
-    old = db.add_challenge(Challenge(username="alice", password_ok=True, expires=100.0))
-    new = db.add_challenge(Challenge(username="alice", password_ok=False, expires=200.0))
-    assert Challenge(username="alice", password_ok=False, expires=200.0) == db.challenge(new)
+    """remove_challenges drops one by id and every one that began before a time."""
+    old = db.add_challenge(Challenge(username="alice", counter=3, sent_at=100.0))
+    new = db.add_challenge(Challenge(username="alice", counter=None, sent_at=200.0))
+    assert Challenge(username="alice", counter=3, sent_at=100.0) == db.challenge(old)
+    assert Challenge(username="alice", counter=None, sent_at=200.0) == db.challenge(new)
     db.remove_challenges(before=150.0)
     assert db.challenge(old) is None
     db.remove_challenges(key=new)
@@ -118,3 +120,18 @@ def test_repr_shows_the_path_and_no_secrets(db: DemoDB, tmp_path: Path) -> None:
     assert user is not None
     assert user.sms_secret.hex() not in repr(user)
     assert "sms_secret" not in repr(user)
+
+
+def test_database_and_wal_files_are_private(tmp_path: Path) -> None:
+    """Regression: the database (hashes, TOTP secrets) used to be created world-readable."""
+    path = tmp_path / "private.sqlite3"
+    DemoDB(path).set_user("alice", PASSWORD, phone="+1 555 0100")
+    store = SQLiteStore(path)
+    try:
+        store.reset("alice", now=0.0)  # a write: the WAL file exists now
+        files = sorted(tmp_path.glob("private.sqlite3*"))
+        names = ("private.sqlite3", "private.sqlite3-shm", "private.sqlite3-wal")
+        expected = dict.fromkeys(names, 0o600)
+        assert expected == {file.name: file.stat().st_mode & 0o777 for file in files}
+    finally:
+        store.close()

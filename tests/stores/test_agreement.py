@@ -100,6 +100,9 @@ def test_memory_and_redis_agree(redis_url: str) -> None:
     @given(operations)
     def agree(sequence: list[tuple[Any, ...]]) -> None:
         redis_store = RedisStore(store._client, prefix=next(prefixes))
+        # Pruning forgets old failure counts on the fake clock; Redis expires keys on its own
+        # clock (long after this test), so the comparison leaves pruning out.
+        sequence = [operation for operation in sequence if operation[0] != "prune"]
         assert run(MemoryStore(), sequence) == run(redis_store, sequence)
 
     agree()

@@ -338,6 +338,24 @@ class StoreContract:
         verifier.reset("alice")  # the mark no longer matters; state may go
         assert "accepted" == verifier.verify("alice", totp, totp.generate(clock())).reason
 
+    def test_retry_after_reads_the_wait_without_counting(
+        self, store: Store, clock: FakeClock, totp: TOTP
+    ) -> None:
+        """retry_after is None until a failure, then the wait left; reading it counts nothing."""
+        policy = ThrottlePolicy(max_failures=2, base_delay=4, lock_duration=600)
+        verifier = Verifier(store, clock=clock, policy=policy)
+        assert None is verifier.retry_after("alice")
+        assert "invalid" == verifier.verify("alice", totp, "000000").reason
+        clock.advance(1.5)
+        assert [2.5, 2.5] == [verifier.retry_after("alice") for _ in range(2)]
+        clock.advance(2.5)
+        assert None is verifier.retry_after("alice")
+        assert "invalid" == verifier.verify("alice", totp, "000000").reason
+        assert 600.0 == verifier.retry_after("alice")
+        verifier.reset("alice")
+        assert None is verifier.retry_after("alice")
+        assert None is verifier.retry_after("nobody")
+
     def test_one_users_lock_spares_others(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
         """Per-user isolation: a locked user does not throttle anyone else."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=1))
@@ -360,6 +378,33 @@ class StoreContract:
         assert 4 == verifier.next_counter("hotp-user")
         assert "invalid" == verifier.verify("locked", totp, "000000").reason
         assert "throttled" == verifier.verify("locked", totp, totp.generate(clock())).reason
+
+    def test_failures_are_forgotten_a_lock_period_after_the_wait(
+        self, store: Store, clock: FakeClock, totp: TOTP
+    ) -> None:
+        """Regression: failure-only records (made-up usernames) used to be kept for ever.
+
+        Such a record goes lock_duration after its last wait ended, and not a second earlier.
+        """
+        policy = ThrottlePolicy(max_failures=2, base_delay=5, max_delay=5, lock_duration=100)
+        verifier = Verifier(store, clock=clock, policy=policy)
+        self.fail_twice(verifier, clock, totp)  # locked until START + 105, kept until + 205
+        clock.advance(194)
+        assert 0 == verifier.prune()
+        assert "invalid" == verifier.verify("early", totp, "000000").reason
+        assert 100.0 == verifier.retry_after("early")  # the count was kept: locked again
+        clock.advance(1)
+        assert 1 == verifier.prune()
+        assert "invalid" == verifier.verify("late", totp, "000000").reason
+        assert 5.0 == verifier.retry_after("late")  # counted as a first failure
+
+    @staticmethod
+    def fail_twice(verifier: Verifier, clock: FakeClock, totp: TOTP) -> None:
+        """Give "early" and "late" two failures each, 5 s apart (the second locks)."""
+        for _ in range(2):
+            for user in ("early", "late"):
+                assert "invalid" == verifier.verify(user, totp, "000000").reason
+            clock.advance(5)
 
     # -- races --------------------------------------------------------------------------------
 
@@ -425,6 +470,7 @@ class StoreContract:
                 policy=LENIENT,
             ),
             lambda: store.mark(user, "totp"),
+            lambda: store.blocked_until(user),
             lambda: store.reset(user, now=START),
         ]
         for call in calls:
@@ -493,3 +539,22 @@ class TestRedisStore(StoreContract):
         store = RedisStore.from_url(redis_url)
         yield store
         store.close()
+
+    def test_failures_are_forgotten_a_lock_period_after_the_wait(
+        self, store: Store, clock: FakeClock, totp: TOTP
+    ) -> None:
+        """Regression: failure-only keys (made-up usernames) used to persist for ever.
+
+        Redis measures expiry with its own clock, so this checks the TTL the script sets: the
+        key expires lock_duration after its last wait ends; a key with an HOTP counter persists.
+        """
+        policy = ThrottlePolicy(max_failures=2, base_delay=5, max_delay=5, lock_duration=100)
+        verifier = Verifier(store, clock=clock, policy=policy)
+        self.fail_twice(verifier, clock, totp)  # locked until START + 105, kept until + 205
+        client = store._client  # type: ignore[attr-defined]  # the TTL is the point
+        # Set at the second failure (START + 5): 200 s, less the real time passed since.
+        assert 140_000 < client.pttl("isoms-otp:user:early") <= 200_000
+        hotp = HOTP(SECRET)
+        assert "accepted" == verifier.verify("counter", hotp, hotp.generate(0)).reason
+        assert "invalid" == verifier.verify("counter", hotp, "000000").reason
+        assert -1 == client.pttl("isoms-otp:user:counter")

@@ -61,13 +61,13 @@ def test_totp_only_key_expires(store: RedisStore, client: redis.Redis) -> None:
     assert ttl > (12 * 30 - 10 - 60) * 1000  # set from the script, not some default
 
 
-def test_hotp_and_failures_persist(store: RedisStore, client: redis.Redis) -> None:
-    """Keys holding an HOTP counter or a failure count never expire by themselves."""
+def test_hotp_persists_and_failures_expire_late(store: RedisStore, client: redis.Redis) -> None:
+    """Keys with an HOTP counter never expire; failures keep a key until a lock period after."""
     totp, hotp = TOTP(SECRET), HOTP(SECRET)
     verifier = make(store)
     assert verifier.verify("alice", totp, totp.generate(START))
     assert not verifier.verify("alice", totp, "000000")
-    assert -1 == client.pttl(KEY)
+    assert 86_340_000 < client.pttl(KEY) <= 86_400_000  # no back-off here; a lock_duration
     verifier.reset("alice")
     assert 0 < client.pttl(KEY)
     assert verifier.verify("bob", hotp, hotp.generate(0))
@@ -79,14 +79,15 @@ def test_hotp_and_failures_persist(store: RedisStore, client: redis.Redis) -> No
 
 
 def test_reset_drops_state_that_no_longer_matters(store: RedisStore, client: redis.Redis) -> None:
-    """A reset deletes a key with no marks, or whose TOTP mark has expired."""
+    """A reset deletes a key that no longer matters, and keeps the expiry of one that does."""
     clock, totp = FakeClock(START), TOTP(SECRET)
     verifier = make(store, clock)
-    assert not verifier.verify("alice", totp, "000000")
     verifier.reset("alice")
     assert 0 == client.exists(KEY)
-    assert verifier.verify("alice", totp, totp.generate(START))
     assert not verifier.verify("alice", totp, "000000")
+    verifier.reset("alice")
+    assert 0 < client.pttl(KEY)  # no failures left; it expires with its keep-until time
+    assert verifier.verify("alice", totp, totp.generate(START))
     clock.advance(3600)
     verifier.reset("alice")
     assert 0 == client.exists(KEY)
@@ -104,6 +105,7 @@ def test_server_stopped_mid_test(own_redis: Any) -> None:
         lambda: verifier.verify("bob", hotp, hotp.generate(0)),
         lambda: verifier.reset("bob"),
         lambda: verifier.next_counter("bob"),
+        lambda: verifier.retry_after("bob"),
     ]
     for call in calls:
         with pytest.raises(StoreError, match="Redis store failed"):
@@ -167,6 +169,13 @@ def test_corrupt_mark_read(store: RedisStore, client: redis.Redis) -> None:
     client.hset(KEY, "h", "-3")
     with pytest.raises(StoreError, match="corrupt"):
         make(store).next_counter("alice")
+
+
+def test_corrupt_blocked_until_read(store: RedisStore, client: redis.Redis) -> None:
+    """A blocked-until time that is not a number raises StoreError (retry_after's read)."""
+    client.hset(KEY, "b", "soon")
+    with pytest.raises(StoreError, match="corrupt"):
+        make(store).retry_after("alice")
 
 
 def test_script_cache_flushed(store: RedisStore, client: redis.Redis) -> None:

@@ -2,10 +2,12 @@
 
 Routes, in the order a user meets them:
 
-* ``/sign-in``: username, password and code on one form. A user with active TOTP signs in
-  right there; everyone else (including unknown usernames, so nothing tells them apart) goes
-  on to ``/sign-in/sms``, and a text message (simulated: ``/outbox``) is sent only if the
-  password was right.
+* ``/sign-in``: username, password and code on one form. A wrong password counts as a failure
+  right away. A user with active TOTP signs in right there; everyone else (including unknown
+  usernames, so nothing tells them apart) goes on to ``/sign-in/sms``, and a text message is
+  sent only if the password was right and the user is not throttled.
+* ``/outbox``: demo only, the simulated phone: it shows every text message to anyone. A real
+  deployment must not have such a page (it would tell a guesser when a password was right).
 * ``/totp``: *TOTP Configuration* (from the menu under the user's name): *Activate TOTP* makes a
   pending secret and shows its QR code; the first code from the app makes it active;
   *Deactivate TOTP* (with a current code) removes it.
@@ -23,6 +25,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Final
 
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
@@ -43,7 +46,7 @@ from isoms_otp import (
 from .db import Challenge, DemoDB, User
 from .sms import Outbox, SmsSink
 
-__all__ = ["DEMO_POLICY", "ISSUER", "MESSAGES", "create_app"]
+__all__ = ["DEMO_POLICY", "ISSUER", "MESSAGES", "create_app", "message_otp"]
 
 #: The demo's throttle: back-off from 1 s, lock for 5 minutes after 5 failures in a row. A
 #: production policy is stricter on the lock (see ThrottlePolicy's defaults).
@@ -53,16 +56,23 @@ DEMO_POLICY: Final = ThrottlePolicy(max_failures=5, base_delay=1.0, max_delay=60
 ISSUER: Final = "iSOMS"
 #: How long a text-message code may be used after it was sent.
 SMS_LIFETIME: Final = 300.0
+#: How long a signed-in session lasts: its cookie is refused once it was signed this long ago.
+SESSION_LIFETIME: Final = timedelta(minutes=30)
+#: The least time between two text messages to one user: signing in again sooner reuses the
+#: message just sent (its code and its expiry) instead of sending another.
+SMS_INTERVAL: Final = 60.0
 
 #: Everything the user is told when something fails (``throttled`` takes the ``wait``).
+#: ``replayed`` is only for signed-in users (TOTP Configuration): at sign-in a reused code gets
+#: ``failed``, since saying "used" would reveal that the password was right.
 MESSAGES: Final = {
     "failed": "Sign-in failed: check your username, password and code.",
     "replayed": (
         "That code has already been used. Wait for the next code in your authenticator app, "
-        "then sign in again."
+        "then try again."
     ),
     "throttled": "Too many failed attempts. Try again in {wait}.",
-    "expired": "That code has expired. Sign in again to get a new one.",
+    "expired": "That code has expired. Sign in again and we will send you a new code.",
     "confirm_failed": (
         "That code did not match. Scan the QR code shown here, check that your phone sets its "
         "clock automatically, and type the newest code."
@@ -101,7 +111,9 @@ def create_app(
     """
     db = DemoDB(db_path)
     store = SQLiteStore(db_path)
-    verifier = Verifier(store, policy=policy, clock=clock)
+    # look_ahead=0: a text-message code is accepted only for the counter it was sent for, not
+    # for the next five (TOTP codes ignore look_ahead).
+    verifier = Verifier(store, policy=policy, clock=clock, look_ahead=0)
     send_sms: SmsSink = Outbox(db, clock=clock) if sms_sink is None else sms_sink
     demo = _Demo(db=db, verifier=verifier, send_sms=send_sms, clock=clock)
 
@@ -114,6 +126,11 @@ def create_app(
         # Plain HTTP on loopback; behind HTTPS set this to True (the cookie then never leaks).
         SESSION_COOKIE_SECURE=False,
         MAX_CONTENT_LENGTH=16 * 1024,
+        # Signed-in sessions are permanent with a fixed lifetime, checked against the cookie's
+        # signed timestamp on the server. Not refreshed on every request: a copied cookie dies
+        # 30 minutes after sign-in (or the last change to the session), however much it is used.
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        SESSION_REFRESH_EACH_REQUEST=False,
     )
     app.context_processor(demo.template_globals)
     app.register_error_handler(StoreError, _store_failed)
@@ -146,7 +163,8 @@ def _check_csrf() -> ResponseReturnValue | None:
     given = request.form.get("csrf_token", "")
     # Bytes: compare_digest refuses str with non-ASCII characters, which a forged form may hold.
     if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), given.encode()):
-        log.warning("POST refused: missing or wrong CSRF token path=%s", request.path)
+        # %r: a path may hold an encoded newline (%0a) that would forge a log line.
+        log.warning("POST refused: missing or wrong CSRF token path=%r", request.path)
         return render_template("error.html", error=MESSAGES["csrf"]), 400
     return None
 
@@ -169,21 +187,36 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def message_otp(user: User, sent_at: float) -> HOTP:
+    """Return the HOTP of the text message sent to ``user`` at ``sent_at``.
+
+    Each message has a key of its own, derived from the user's SMS key and the time it was
+    sent, so the code of a message that expired unused is never sent or accepted again. The
+    Verifier still claims the HOTP counter, so each code works once.
+    """
+    return HOTP(hmac.digest(user.sms_secret, repr(sent_at).encode(), "sha256"))
+
+
 def _throttled(verdict: Verdict) -> tuple[str, dict[str, str]]:
     seconds = max(1, math.ceil(verdict.retry_after or 0))
     wait = "1 second" if seconds == 1 else f"{seconds} seconds"
     return MESSAGES["throttled"].format(wait=wait), {"Retry-After": str(seconds)}
 
 
-def _refuse(
-    verdict: Verdict, *, replayed: str, template: str, username: str = ""
-) -> ResponseReturnValue:
-    """Render ``template`` with the message for a refused sign-in ``verdict``."""
+def _refuse(verdict: Verdict, *, template: str, username: str = "") -> ResponseReturnValue:
+    """Render ``template`` with the message for a refused sign-in ``verdict``.
+
+    Only "throttled" has a message of its own; every other refusal, a reused code included,
+    gets the generic one, so nothing tells whether the password was right.
+    """
     if verdict.reason == "throttled":
         message, headers = _throttled(verdict)
         return render_template(template, error=message, username=username), 429, headers
-    message = MESSAGES[replayed if verdict.reason == "replayed" else "failed"]
-    return render_template(template, error=message, username=username), 401
+    return render_template(template, error=MESSAGES["failed"], username=username), 401
+
+
+# What the code page answers when there is no code to check (the password was wrong).
+_NO_MATCH: Final = Verdict(reason="invalid")
 
 
 class _Demo:
@@ -205,9 +238,12 @@ class _Demo:
     # -- sessions --------------------------------------------------------------------------
 
     def template_globals(self) -> dict[str, object]:
+        # current_user() first: it clears a stale session, token included, and the form must
+        # carry the token of the session the browser will actually hold.
+        user = self.current_user()
         if "csrf" not in session:
             session["csrf"] = secrets.token_urlsafe(32)
-        return {"csrf_token": session["csrf"], "user": self.current_user()}
+        return {"csrf_token": session["csrf"], "user": user}
 
     def current_user(self) -> User | None:
         username = session.get("user")
@@ -228,13 +264,23 @@ class _Demo:
 
     def start_session(self, user: User, method: str) -> ResponseReturnValue:
         session.clear()  # a fresh session (and CSRF token) for the signed-in user
+        session.permanent = True  # ends after SESSION_LIFETIME
         session["user"] = user.username
         session["epoch"] = user.epoch
         log.info("sign-in accepted: user=%s method=%s", user.username, method)
         return redirect(url_for("home"))
 
+    def end_other_sessions(self, user: User) -> None:
+        """End ``user``'s other sessions (how they sign in has changed); keep this one."""
+        session["epoch"] = self.db.end_sessions(user.username)
+
     def count_failure(self, username: str) -> Verdict:
         return self.verifier.verify(username, self._failure_only, "")
+
+    def throttle(self, username: str) -> Verdict | None:
+        """Return a "throttled" verdict while ``username`` must wait, else ``None`` (read-only)."""
+        wait = self.verifier.retry_after(username)
+        return None if wait is None else Verdict(reason="throttled", retry_after=wait)
 
     # -- sign-in ---------------------------------------------------------------------------
 
@@ -252,36 +298,49 @@ class _Demo:
             return render_template("sign_in.html", error=MESSAGES["failed"]), 401
         user = self.db.check_password(username, password)
         record = self.db.totp(username)
-        if record is None or record.state != "active":
-            return self.start_sms(username, user)
-        # One screen: the code is examined only with the right password, so a wrong code and a
-        # wrong password look the same; a wrong password still counts towards the throttle.
+        totp = None if record is None or record.state != "active" else TOTP(record.secret)
         if user is None:
+            # A wrong password counts here, once, whatever comes next: passwords are throttled
+            # like codes. The code is not looked at, so a wrong code and a wrong password look
+            # the same.
             verdict = self.count_failure(username)
+            if totp is None and verdict.reason != "throttled":
+                return self.start_sms(username, None)
+        elif totp is None:
+            # Never send a text message while throttled: a locked account gets the same page
+            # whether the password was right or wrong.
+            throttled = self.throttle(username)
+            if throttled is None:
+                return self.start_sms(username, user)
+            verdict = throttled
         else:
-            code = request.form.get("code", "")
-            verdict = self.verifier.verify(username, TOTP(record.secret), code)
+            verdict = self.verifier.verify(username, totp, request.form.get("code", ""))
         if verdict.ok and user is not None:
             return self.start_session(user, "password+totp")
         wrong = "password" if user is None and verdict.reason != "throttled" else verdict.reason
         log.info("sign-in refused: user=%s reason=%s", username, wrong)
-        return _refuse(verdict, replayed="replayed", template="sign_in.html", username=username)
+        return _refuse(verdict, template="sign_in.html", username=username)
 
     def start_sms(self, username: str, user: User | None) -> ResponseReturnValue:
-        """Go on to the text-message step; send the code only if the password was right."""
+        """Go on to the text-message step; send a code only to ``user`` (the password was right)."""
         now = self.clock()
-        self.db.remove_challenges(before=now)
-        challenge = Challenge(
-            username=username, password_ok=user is not None, expires=now + SMS_LIFETIME
-        )
-        session["challenge"] = self.db.add_challenge(challenge)
+        self.db.remove_challenges(before=now - SMS_LIFETIME)
+        counter, sent_at = None, now
         if user is None:
             log.info("sign-in: user=%s wrong password or unknown user (no message)", username)
         else:
-            # The next unused HOTP counter: signing in again resends the code until it is used.
-            code = HOTP(user.sms_secret).generate(self.verifier.next_counter(username))
-            self.send_sms(username, f"Your iSOMS sign-in code is {code}. It expires in 5 minutes.")
-            log.info("sign-in: user=%s text message sent", username)
+            counter = self.verifier.next_counter(username)
+            last = self.db.last_sent(username, counter)
+            if last is not None and now - last < SMS_INTERVAL:
+                sent_at = last  # no second message so soon: this challenge takes the last one's
+                log.info("sign-in: user=%s text message sent recently, not again", username)
+            else:
+                code = message_otp(user, now).generate(counter)
+                text = f"Your iSOMS sign-in code is {code}. It expires in 5 minutes."
+                self.send_sms(username, text)
+                log.info("sign-in: user=%s text message sent", username)
+        challenge = Challenge(username=username, counter=counter, sent_at=sent_at)
+        session["challenge"] = self.db.add_challenge(challenge)
         return redirect(url_for("sign_in_sms"))
 
     def sign_in_sms(self) -> ResponseReturnValue:
@@ -294,23 +353,36 @@ class _Demo:
         challenge = self.db.challenge(key) if isinstance(key, str) else None
         if challenge is None:
             return redirect(url_for("sign_in"))
-        if challenge.expires <= self.clock():
+        if challenge.sent_at + SMS_LIFETIME <= self.clock():
             self.db.remove_challenges(key=key)
             session.pop("challenge", None)
             return render_template("sign_in.html", error=MESSAGES["expired"]), 401
-        user = self.db.user(challenge.username) if challenge.password_ok else None
+        user = self.sms_user(challenge)
         if user is None:
-            verdict = self.count_failure(challenge.username)
+            # Nothing can match, so nothing is counted again here (a wrong password was
+            # counted on /sign-in).
+            throttled = self.throttle(challenge.username)
+            verdict = _NO_MATCH if throttled is None else throttled
         else:
-            code = request.form.get("code", "")
-            verdict = self.verifier.verify(user.username, HOTP(user.sms_secret), code)
+            otp = message_otp(user, challenge.sent_at)
+            verdict = self.verifier.verify(user.username, otp, request.form.get("code", ""))
         if verdict.ok and user is not None:
             self.db.remove_challenges(key=key)
             return self.start_session(user, "password+sms")
         log.info("sign-in refused: user=%s step=sms reason=%s", challenge.username, verdict.reason)
-        # A used text-message code is simply no match: HOTP's window starts after the last
-        # used counter, so it never reports "replayed".
-        return _refuse(verdict, replayed="failed", template="sign_in_sms.html")
+        return _refuse(verdict, template="sign_in_sms.html")
+
+    def sms_user(self, challenge: Challenge) -> User | None:
+        """Return the user whose text-message code ``challenge`` still takes, else ``None``.
+
+        ``None`` when no message was sent (a wrong password), its code was used already, or
+        TOTP became active since: then only TOTP signs in.
+        """
+        user = None if challenge.counter is None else self.db.user(challenge.username)
+        if user is None or challenge.counter != self.verifier.next_counter(user.username):
+            return None
+        record = self.db.totp(user.username)
+        return None if record is not None and record.state == "active" else user
 
     def sign_out(self) -> ResponseReturnValue:
         user = self.current_user()
@@ -353,6 +425,7 @@ class _Demo:
         code = request.form.get("code", "")
         verdict = self.verifier.confirm(user.username, TOTP(record.secret), code)
         if verdict.ok and self.db.activate(user.username, record.secret):
+            self.end_other_sessions(user)
             log.info("TOTP activated: user=%s", user.username)
             return redirect(url_for("totp"))
         log.info("TOTP activation refused: user=%s reason=%s", user.username, verdict.reason)
@@ -367,6 +440,7 @@ class _Demo:
         verdict = self.verifier.verify(user.username, TOTP(record.secret), code)
         if verdict.ok:
             self.db.remove_totp(user.username)
+            self.end_other_sessions(user)
             log.info("TOTP deactivated: user=%s", user.username)
             return redirect(url_for("totp"))
         log.info("TOTP deactivation refused: user=%s reason=%s", user.username, verdict.reason)

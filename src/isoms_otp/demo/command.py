@@ -11,11 +11,12 @@ import argparse
 import ipaddress
 import logging
 import secrets
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from isoms_otp.exceptions import MissingExtraError
+from isoms_otp.exceptions import MissingExtraError, StoreError
 
 from .db import DemoDB
 
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """Seed the demo user, print how to sign in, and serve until Ctrl-C; return 0.
 
     Returns 2 (with a message on stderr) for a non-loopback ``--host`` without
-    ``--allow-remote``, a port out of range or in use, or a missing ``demo`` extra.
+    ``--allow-remote``, a port out of range or in use, a ``--db`` that cannot be opened, or a
+    missing ``demo`` extra.
     """
     out = sys.stdout if out is None else out
     if not _is_loopback(args.host) and not args.allow_remote:
@@ -84,7 +86,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(args.db)
+    try:
+        app = create_app(args.db)
+    except (sqlite3.Error, StoreError, OSError) as exc:
+        print(f"isoms-otp demo: cannot open --db {args.db!r}: {exc}", file=sys.stderr)
+        return 2
     try:
         server = make_server(args.host, args.port, app, threaded=True)
     except (OSError, SystemExit):

@@ -44,11 +44,11 @@ CREATE TABLE IF NOT EXISTS demo_totp (
     secret BLOB NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'active'))
 );
-CREATE TABLE IF NOT EXISTS demo_challenges (
+CREATE TABLE IF NOT EXISTS demo_sms_challenges (
     id TEXT PRIMARY KEY NOT NULL,
     username TEXT NOT NULL,
-    password_ok INTEGER NOT NULL,
-    expires REAL NOT NULL
+    counter INTEGER,
+    sent_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS demo_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -68,7 +68,7 @@ def hash_password(password: str, salt: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class User:
-    """A demo account: ``sms_secret`` is the HOTP key its text-message codes come from."""
+    """A demo account: each text message's HOTP key is derived from ``sms_secret``."""
 
     username: str
     phone: str
@@ -88,13 +88,15 @@ class TOTPRecord:
 class Challenge:
     """A sign-in waiting for its text-message code.
 
-    It is kept on the server because the session cookie is signed, not encrypted: the browser
-    must not be able to read ``password_ok``.
+    ``counter`` is the HOTP counter of the code that was sent, or ``None`` when no message was
+    sent (wrong password or unknown user); ``sent_at`` is when the message was sent (or the
+    challenge began), which starts its lifetime. It is kept on the server because the session
+    cookie is signed, not encrypted: the browser must not learn whether a message was sent.
     """
 
     username: str
-    password_ok: bool
-    expires: float
+    counter: int | None
+    sent_at: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,12 +109,15 @@ class Message:
 
 
 class DemoDB:
-    """The demo's tables in the SQLite file at ``path`` (created on first use)."""
+    """The demo's tables in the SQLite file at ``path`` (created with mode 0600 if missing)."""
 
     __slots__ = ("_path",)
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
+        # The file holds password hashes and TOTP secrets: create it 0600 (SQLite would use
+        # 0644). SQLite gives its -wal and -shm files the same mode as the database file.
+        os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 
@@ -168,10 +173,17 @@ class DemoDB:
             return None
         return User(username=username, phone=row[0], sms_secret=row[1], epoch=row[2])
 
-    def end_sessions(self, username: str) -> None:
-        """Invalidate every session of ``username`` (sessions carry the epoch they began in)."""
+    def end_sessions(self, username: str) -> int:
+        """Invalidate every session of the existing user ``username``; return the new epoch.
+
+        Sessions carry the epoch they began in; one that should survive takes the new epoch.
+        """
         with self._connect() as conn:
             conn.execute("UPDATE demo_users SET epoch = epoch + 1 WHERE username = ?", (username,))
+            row = conn.execute(
+                "SELECT epoch FROM demo_users WHERE username = ?", (username,)
+            ).fetchone()
+        return int(row[0])
 
     def totp(self, username: str) -> TOTPRecord | None:
         """Return ``username``'s pending or active TOTP secret, or ``None``."""
@@ -211,9 +223,9 @@ class DemoDB:
         key = secrets.token_urlsafe(24)
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO demo_challenges (id, username, password_ok, expires) "
+                "INSERT INTO demo_sms_challenges (id, username, counter, sent_at) "
                 "VALUES (?, ?, ?, ?)",
-                (key, challenge.username, int(challenge.password_ok), challenge.expires),
+                (key, challenge.username, challenge.counter, challenge.sent_at),
             )
         return key
 
@@ -221,17 +233,26 @@ class DemoDB:
         """Return the challenge with id ``key``, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT username, password_ok, expires FROM demo_challenges WHERE id = ?", (key,)
+                "SELECT username, counter, sent_at FROM demo_sms_challenges WHERE id = ?", (key,)
             ).fetchone()
         if row is None:
             return None
-        return Challenge(username=row[0], password_ok=bool(row[1]), expires=row[2])
+        return Challenge(username=row[0], counter=row[1], sent_at=row[2])
+
+    def last_sent(self, username: str, counter: int) -> float | None:
+        """Return when the newest message for ``username``'s ``counter`` was sent, or ``None``."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT MAX(sent_at) FROM demo_sms_challenges WHERE username = ? AND counter = ?",
+                (username, counter),
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def remove_challenges(self, *, key: str | None = None, before: float | None = None) -> None:
-        """Delete the challenge ``key`` and every challenge that expired ``before`` a time."""
+        """Delete the challenge ``key`` and every challenge that began ``before`` a time."""
         with self._connect() as conn:
             conn.execute(
-                "DELETE FROM demo_challenges WHERE id = ? OR expires < ?",
+                "DELETE FROM demo_sms_challenges WHERE id = ? OR sent_at < ?",
                 (key, -1.0 if before is None else before),
             )
 

@@ -41,7 +41,8 @@ class UserState:
 
     ``totp``/``hotp`` are the highest accepted step/counter (``None``: nothing accepted yet);
     ``failures`` the consecutive failures; ``blocked_until`` the Unix time before which attempts
-    are refused; ``keep_until`` the time after which the TOTP mark can no longer matter.
+    are refused; ``keep_until`` the time after which nothing but the HOTP mark matters (the TOTP
+    mark's steps are out of every window, and failures are forgotten).
     """
 
     totp: int | None = None
@@ -68,7 +69,8 @@ def decide(
 
     Refuse while blocked; accept only a ``step`` strictly above the mark of ``kind`` (clearing
     the failures and raising the mark); otherwise count a failure (``"replayed"`` when a step
-    matched but was used already) and set the next back-off or lock from ``policy``.
+    matched but was used already), set the next back-off or lock from ``policy``, and keep the
+    count until ``lock_duration`` after that wait ends.
     """
     if state.blocked_until > now:
         return None, Settlement(reason="throttled", retry_after=state.blocked_until - now)
@@ -87,7 +89,9 @@ def decide(
         hotp=state.hotp,
         failures=failures,
         blocked_until=now + delay if delay > 0 else 0.0,
-        keep_until=state.keep_until,
+        # A failure-only record (a made-up username) must not stay for ever; forgetting the count
+        # a full lock period after the wait ended gives back guesses no faster than a lock does.
+        keep_until=max(state.keep_until, now + delay + policy.lock_duration),
     )
     if step is not None:
         return new, REPLAYED
@@ -97,11 +101,11 @@ def decide(
 def removable(state: UserState, now: float) -> bool:
     """Say whether forgetting ``state`` at ``now`` changes no future decision.
 
-    HOTP counters are kept for ever (a forgotten counter reopens every used code); failure
-    counts until a success or a reset (they are *consecutive* failures, NIST SP 800-63B); a TOTP
-    mark until ``keep_until``, after which its steps lie below every verifier's window.
+    HOTP counters are kept for ever (a forgotten counter reopens every used code); a TOTP mark
+    and failures until ``keep_until``: then the mark's steps lie below every verifier's window,
+    and the failures' lock ended a full ``lock_duration`` ago. Never while blocked.
     """
-    return state.hotp is None and state.failures == 0 and state.keep_until <= now
+    return state.hotp is None and state.keep_until <= now and state.blocked_until <= now
 
 
 @runtime_checkable
@@ -129,6 +133,10 @@ class Store(Protocol):
 
     def mark(self, user: str, kind: Kind) -> int | None:
         """Return the highest accepted step/counter of ``kind`` for ``user`` (``None``: none)."""
+        ...
+
+    def blocked_until(self, user: str) -> float:
+        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
         ...
 
     def reset(self, user: str, *, now: float) -> None:

@@ -60,6 +60,10 @@ class MemoryStore:
         state = self._users.get(user, EMPTY)
         return state.totp if kind == "totp" else state.hotp
 
+    def blocked_until(self, user: str) -> float:
+        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
+        return self._users.get(user, EMPTY).blocked_until
+
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s failures and lock; the replay marks stay."""
         with self._lock:

@@ -33,7 +33,7 @@ _SETTLE: Final = """
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local field, step, failure, keep = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local state = redis.call('HMGET', key, 'b', field, 'f', 'h')
+local state = redis.call('HMGET', key, 'b', field, 'f', 'h', 'k')
 local function number(text)
   if not text then return 0 end
   local value = tonumber(text)
@@ -61,6 +61,7 @@ local function expire(key, seconds)
   end
 end
 local blocked, mark, failures = number(state[1]), state[2], number(state[3])
+local kept = number(state[5])
 if mark and not (mark == '0' or string.match(mark, '^[1-9]%d*$')) then
   error('isoms-otp: a stored mark is corrupt')
 end
@@ -83,8 +84,15 @@ failures = failures + 1
 local delay = tonumber(ARGV[5 + math.min(failures, #ARGV - 5)])
 local until_ = 0
 if delay > 0 then until_ = now + delay end
-redis.call('HSET', key, 'f', string.format('%d', failures), 'b', string.format('%.17g', until_))
-redis.call('PERSIST', key)
+-- As decide(): the count is forgotten lock_duration (the schedule's last entry) after the wait.
+kept = math.max(kept, now + delay + tonumber(ARGV[#ARGV]))
+redis.call('HSET', key, 'f', string.format('%d', failures), 'b', string.format('%.17g', until_),
+           'k', string.format('%.17g', kept))
+if state[4] then
+  redis.call('PERSIST', key)
+else
+  expire(key, kept - now)
+end
 if step ~= '' then return {'replayed', ''} end
 return {failure, ''}
 """
@@ -147,9 +155,9 @@ class RedisStore:
     """A store in Redis, shared by every backend server that uses the same Redis.
 
     Each verification is one Lua script: one round trip, atomic on the server. A user is one
-    hash under ``prefix + user``. Keys of users that hold only a TOTP mark expire by themselves
-    once the mark no longer matters; keys with an HOTP counter or unresolved failures persist
-    (``prune`` has nothing to do and returns 0). Use a Redis with persistence (AOF) if a restart
+    hash under ``prefix + user``. Keys without an HOTP counter expire by themselves once their
+    TOTP mark and failures no longer matter; keys with an HOTP counter persist (``prune`` has
+    nothing to do and returns 0). Use a Redis with persistence (AOF) if a restart
     must not reopen replay of codes used in the last minute and forget failure counts.
 
     ``client`` is a ``redis.Redis`` (either ``decode_responses`` setting works); prefer
@@ -248,6 +256,19 @@ class RedisStore:
         if not (text.isascii() and text.isdigit()):
             raise StoreError("the Redis store holds a corrupt replay mark; refusing to guess")
         return int(text)
+
+    def blocked_until(self, user: str) -> float:
+        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
+        try:
+            value = self._client.hget(self._prefix + user, "b")
+        except (redis.RedisError, ValueError, TypeError) as exc:  # as settle: unencodable keys
+            raise self._fail(exc) from exc
+        if value is None:
+            return 0.0
+        blocked = _wait(value)
+        if blocked is None and value not in ("0", b"0"):
+            raise StoreError("the Redis store holds a corrupt blocked-until time; refusing it")
+        return blocked or 0.0
 
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s failures and lock; the replay marks stay."""

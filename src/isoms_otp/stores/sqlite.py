@@ -41,11 +41,11 @@ _UPSERT = (
 )
 # The same rule as _base.removable, as SQL.
 _DELETE_STALE = (
-    "DELETE FROM isoms_otp_users WHERE hotp IS NULL AND failures = 0 AND keep_until <= ?"
+    "DELETE FROM isoms_otp_users WHERE hotp IS NULL AND keep_until <= ?1 AND blocked_until <= ?1"
 )
 _DELETE_STALE_USER = (
     "DELETE FROM isoms_otp_users "
-    "WHERE user = ? AND hotp IS NULL AND failures = 0 AND keep_until <= ?"
+    "WHERE user = ?2 AND hotp IS NULL AND keep_until <= ?1 AND blocked_until <= ?1"
 )
 
 
@@ -233,6 +233,15 @@ class SQLiteStore:
         with self._lock:
             return self._run(operation, write=False)
 
+    def blocked_until(self, user: str) -> float:
+        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
+
+        def operation(conn: sqlite3.Connection) -> float:
+            return _state(conn.execute(_SELECT, (user,)).fetchone()).blocked_until
+
+        with self._lock:
+            return self._run(operation, write=False)
+
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s failures and lock; the replay marks stay."""
 
@@ -241,7 +250,7 @@ class SQLiteStore:
                 "UPDATE isoms_otp_users SET failures = 0, blocked_until = 0 WHERE user = ?",
                 (user,),
             )
-            conn.execute(_DELETE_STALE_USER, (user, now))
+            conn.execute(_DELETE_STALE_USER, (now, user))
 
         with self._lock:
             self._run(operation)
