@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server on a free loopback port, started and stopped here."""
+"""Shared fixtures: a real redis-server on a free loopback port, and a hash-copy counter."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,31 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = start_redis(tmp_path)
     yield server
     server.stop()
+
+
+class CopyCounter:
+    """A stand-in for an OTP object's inner hash state that counts copy() calls.
+
+    Each computed candidate code costs exactly one copy, so the count is the work done.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.copies = 0
+
+    def copy(self) -> Any:
+        """Count the call and return a real copy, so results stay correct."""
+        self.copies += 1
+        return self.state.copy()
+
+
+@pytest.fixture
+def count_copies() -> Callable[[Any], CopyCounter]:
+    """Return a function that wraps an HOTP/TOTP's inner state in a :class:`CopyCounter`."""
+
+    def wrap(otp: Any) -> CopyCounter:
+        counter = CopyCounter(otp._inner)
+        object.__setattr__(otp, "_inner", counter)  # the object is frozen: bypass that
+        return counter
+
+    return wrap
