@@ -96,6 +96,17 @@ local ublock = math.min(ub, now + longest)
 if uf >= 100 then ublock = math.huge end
 local wait = math.max(ublock, math.min(pb, now + longest))
 if wait > now then
+  -- A wait beyond the policy's longest from now was set by a clock that ran ahead: write the
+  -- clamp back, so that the shortened wait ends instead of sliding along with `now`.
+  local function clamp(key, f, b, k)
+    if b > now + longest then
+      local kept = math.min(k, now + longest + longest)
+      redis.call('HSET', key, 'b', fmt(now + longest), 'k', fmt(kept))
+      if f < 100 or key ~= KEYS[1] then expire(key, kept - now) end
+    end
+  end
+  clamp(KEYS[1], uf, ub, uk)
+  clamp(KEYS[2], pf, pb, pk)
   local spent = uf
   if kind == 'f' then spent = pf end
   local left = 'inf'
