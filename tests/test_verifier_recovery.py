@@ -1,16 +1,14 @@
 """Verifier.verify_recovery, recovery_remaining, step_up, activate and regenerate.
 
-They run on the memory and SQLite stores here; the races also run on every store in the
-contract suite (``isoms_otp.testing.StoreContract``) and across processes in
-``tests/stores/test_recovery_processes.py``.
+They run on the memory and SQLite stores here; what every store must do with recovery codes
+(thread races included) is in the contract suite (``isoms_otp.testing.StoreContract``), and the
+process races are in ``tests/stores/test_recovery_processes.py``.
 """
 
 from __future__ import annotations
 
 import hmac
 import math
-import threading
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,6 @@ NEW_SECRET = bytes(range(40, 60))
 PERIOD = 30
 START = PERIOD * 56_666_667 + 10
 LENIENT = ThrottlePolicy(max_failures=100, base_delay=0)
-THREADS = 32
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -235,59 +232,6 @@ def test_junk_gives_a_verdict(
     _, recovery = issued
     verdict = verifier.verify_recovery("junk", recovery, text)
     assert verdict.reason in {"invalid", "malformed", "throttled"}
-
-
-def run_together(count: int, call: Callable[[], Verdict]) -> Counter[str]:
-    """Run ``call`` in ``count`` threads released at once; count the reasons."""
-    barrier = threading.Barrier(count)
-    reasons: list[str] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        barrier.wait()
-        try:
-            reason = call().reason
-        except BaseException as exc:  # noqa: BLE001 - reported in the main thread
-            with lock:
-                errors.append(exc)
-            return
-        with lock:
-            reasons.append(reason)
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [] == errors
-    return Counter(reasons)
-
-
-def test_one_code_from_many_threads(
-    verifier: Verifier, issued: tuple[tuple[str, ...], RecoveryCodes]
-) -> None:
-    """32 threads with the same code at once: exactly one is accepted."""
-    codes, recovery = issued
-    reasons = run_together(THREADS, lambda: verifier.verify_recovery("alice", recovery, codes[3]))
-    assert Counter({"accepted": 1, "replayed": THREADS - 1}) == reasons
-
-
-def test_different_codes_from_many_threads(
-    verifier: Verifier,
-) -> None:
-    """Every code of a 32-code set used at once: each accepted exactly once, none lost."""
-    codes, recovery = RecoveryCodes.generate(THREADS)
-    order = iter(range(THREADS))
-    lock = threading.Lock()
-
-    def use() -> Verdict:
-        with lock:
-            index = next(order)
-        return verifier.verify_recovery("alice", recovery, codes[index])
-
-    assert Counter({"accepted": THREADS}) == run_together(THREADS, use)
-    assert 0 == verifier.recovery_remaining("alice", recovery)
 
 
 # --------------------------------------------------------------------------- step_up
