@@ -392,5 +392,7 @@ def test_regenerate_needs_a_fresh_code(
 
 def test_issued_codes_is_falsy_on_refusal() -> None:
     """IssuedCodes is truthy exactly when its verdict is ok."""
-    assert not IssuedCodes(verdict=Verdict(reason="throttled", retry_after=math.inf))
-    assert IssuedCodes(verdict=Verdict(reason="accepted"))
+    refused = IssuedCodes(verdict=Verdict(reason="throttled", retry_after=math.inf))
+    assert (False, False) == (bool(refused), refused.ok)
+    accepted = IssuedCodes(verdict=Verdict(reason="accepted"))
+    assert (True, True) == (bool(accepted), accepted.ok)

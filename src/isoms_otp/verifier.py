@@ -87,13 +87,18 @@ class IssuedCodes:
     ``verdict`` is the verdict of the code that authorised the change. Only when it is ``ok``
     are ``codes`` (the new recovery codes: show them once, never store them) and ``recovery``
     (the :class:`RecoveryCodes` to store, replacing any earlier set) set; otherwise ``codes``
-    is empty and ``recovery`` is ``None``. Truthy exactly when ``verdict.ok``; ``repr`` never
-    shows the codes.
+    is empty and ``recovery`` is ``None``. ``ok`` is ``verdict.ok``, and the object is truthy
+    exactly then; ``repr`` never shows the codes.
     """
 
     verdict: Verdict
     codes: tuple[str, ...] = field(default=(), repr=False)
     recovery: RecoveryCodes | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the change was authorised (and codes were issued)."""
+        return self.verdict.ok
 
     def __bool__(self) -> bool:
         return self.verdict.ok
