@@ -110,6 +110,39 @@ def misuse(totp: TOTP, hotp: HOTP) -> None:
     Match(1, 0)  # type: ignore[call-arg]
 
 
+def recovery(secret: bytes) -> int:
+    """Recovery codes as the iSOMS backend uses them: activate, store, sign in, count."""
+    verifier = isoms_otp.Verifier(isoms_otp.MemoryStore())
+    pending = TOTP(secret)
+    issued: isoms_otp.IssuedCodes = verifier.activate("alice", pending, pending.generate())
+    assert issued.ok
+    assert issued.recovery is not None
+    stored: str = issued.recovery.to_string()
+    codes = isoms_otp.RecoveryCodes.from_string(stored)
+    shown: tuple[str, ...] = issued.codes
+    verdict: isoms_otp.Verdict = verifier.verify_recovery("alice", codes, shown[0], source="ip")
+    assert verdict.ok
+    proof = verifier.step_up("alice", pending, shown[1], codes=codes)
+    assert proof.ok
+    fresh: tuple[tuple[str, ...], isoms_otp.RecoveryCodes] = isoms_otp.RecoveryCodes.generate(5)
+    assert len(fresh[0]) == 5
+    try:
+        isoms_otp.RecoveryCodes.from_string("junk")
+    except isoms_otp.InvalidRecoveryCodesError as error:
+        refused: ValueError = error  # also an OTPError
+        assert str(refused)
+    remaining: int = verifier.recovery_remaining("alice", codes)
+    return remaining
+
+
+def recovery_misuse(verifier: isoms_otp.Verifier, codes: isoms_otp.RecoveryCodes) -> None:
+    """Recovery-code mistakes the type checker must catch (never called)."""
+    verifier.verify_recovery("alice", codes.to_string(), "code")  # type: ignore[arg-type]
+    verifier.verify_recovery("alice", codes, 12345678)  # type: ignore[arg-type]
+    isoms_otp.RecoveryCodes.generate("10")  # type: ignore[arg-type]
+    codes.count = 3  # type: ignore[misc]
+
+
 def sign_in_service(secret: bytes, typed: str, client: str) -> bool:
     """The Verifier as a backend writes it: sources, wrong passwords, several credentials."""
     verifier = isoms_otp.Verifier(isoms_otp.MemoryStore(), policy=isoms_otp.ThrottlePolicy())
@@ -139,5 +172,6 @@ def main() -> None:
     assert configuration(totp, HOTP(secret))[1] == 8
     assert sign_in_service(secret, totp.generate(), "198.51.100.7")
     assert len(errors()) == 6
+    assert recovery(secret) == 8
     version: str = isoms_otp.__version__
     assert version

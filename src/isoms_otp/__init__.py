@@ -15,16 +15,18 @@ from .compat import Finding, check_compatibility
 from .enrollment import Enrollment, enroll
 from .exceptions import (
     ConfigurationError,
+    InvalidRecoveryCodesError,
     InvalidSecretError,
     InvalidURIError,
     MissingExtraError,
     OTPError,
     StoreError,
 )
+from .recovery import RecoveryCodes
 from .stores import Attempt, MemoryStore, Settlement, SQLiteStore, Store
 from .throttle import ThrottlePolicy
 from .uri import OTPAuthURI, build_uri, parse_uri
-from .verifier import Verdict, Verifier
+from .verifier import IssuedCodes, Verdict, Verifier
 
 if TYPE_CHECKING:
     from .stores.redis import RedisStore
@@ -38,13 +40,16 @@ __all__ = [
     "ConfigurationError",
     "Enrollment",
     "Finding",
+    "InvalidRecoveryCodesError",
     "InvalidSecretError",
     "InvalidURIError",
+    "IssuedCodes",
     "Match",
     "MemoryStore",
     "MissingExtraError",
     "OTPAuthURI",
     "OTPError",
+    "RecoveryCodes",
     "RedisStore",
     "SQLiteStore",
     "Settlement",

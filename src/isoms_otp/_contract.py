@@ -17,6 +17,7 @@ import pytest
 from ._hotp import HOTP
 from ._totp import TOTP
 from .exceptions import ConfigurationError, StoreError
+from .recovery import RecoveryCodes
 from .stores._base import Attempt, Mark, Store
 from .testing import FakeClock
 from .throttle import ThrottlePolicy
@@ -709,3 +710,121 @@ class StoreContract:
             else:
                 with pytest.raises(StoreError):
                     call()
+
+    # -- recovery codes -----------------------------------------------------------------------
+
+    @pytest.fixture
+    def recovery(self) -> tuple[tuple[str, ...], RecoveryCodes]:
+        """A fresh set of ten recovery codes: the codes and the set."""
+        return RecoveryCodes.generate()
+
+    def test_recovery_code_accepted_once(
+        self, verifier: Verifier, recovery: tuple[tuple[str, ...], RecoveryCodes]
+    ) -> None:
+        """A recovery code is accepted once, then "replayed"; others stay unused."""
+        codes, recovery_set = recovery
+        first = verifier.verify_recovery("alice", recovery_set, codes[2])
+        again = verifier.verify_recovery("alice", recovery_set, codes[2])
+        assert ("accepted", "replayed") == (first.reason, again.reason)
+        assert first.match == again.match
+        assert 9 == verifier.recovery_remaining("alice", recovery_set)
+        assert "invalid" == verifier.verify_recovery("alice", recovery_set, "0" * 16).reason
+        assert "malformed" == verifier.verify_recovery("alice", recovery_set, "").reason
+        assert verifier.verify_recovery("alice", recovery_set, codes[3]).ok
+        assert 10 == verifier.recovery_remaining("bob", recovery_set)
+
+    def test_every_code_of_the_largest_set(self, verifier: Verifier) -> None:
+        """All 100 codes of a set, each once: the store keeps more than 64 bits of used codes."""
+        codes, recovery_set = RecoveryCodes.generate(100)
+        for index in (99, 64, 63, 0):
+            assert verifier.verify_recovery("alice", recovery_set, codes[index]).ok
+        assert 96 == verifier.recovery_remaining("alice", recovery_set)
+        for index in range(100):
+            verifier.verify_recovery("alice", recovery_set, codes[index])
+        assert 0 == verifier.recovery_remaining("alice", recovery_set)
+        assert "replayed" == verifier.verify_recovery("alice", recovery_set, codes[99]).reason
+
+    def test_a_new_set_replaces_the_old_state(
+        self, verifier: Verifier, recovery: tuple[tuple[str, ...], RecoveryCodes]
+    ) -> None:
+        """The first code used from a new set starts its record; the old set's is forgotten."""
+        codes, old = recovery
+        assert verifier.verify_recovery("alice", old, codes[0]).ok
+        new_codes, new = RecoveryCodes.generate()
+        assert "invalid" == verifier.verify_recovery("alice", new, codes[1]).reason
+        assert verifier.verify_recovery("alice", new, new_codes[0]).ok
+        assert (9, 10) == (
+            verifier.recovery_remaining("alice", new),
+            verifier.recovery_remaining("alice", old),
+        )
+
+    def test_recovery_failures_spend_the_totp_budget(
+        self,
+        store: Store,
+        clock: FakeClock,
+        totp: TOTP,
+        recovery: tuple[tuple[str, ...], RecoveryCodes],
+    ) -> None:
+        """Wrong recovery codes and wrong TOTP codes, from any source, share one budget."""
+        codes, recovery_set = recovery
+        verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=3, base_delay=0))
+        assert "invalid" == verifier.verify_recovery("alice", recovery_set, "0" * 16).reason
+        assert "invalid" == verifier.verify("alice", totp, _wrong(totp, START), source="b").reason
+        third = verifier.verify_recovery("alice", recovery_set, "Z" * 16, source="c")
+        assert (3, True) == (third.failures, third.locked)
+        assert "throttled" == verifier.verify_recovery("alice", recovery_set, codes[0]).reason
+        assert 10 == verifier.recovery_remaining("alice", recovery_set)
+
+    def test_reset_and_prune_keep_used_recovery_codes(
+        self,
+        store: Store,
+        clock: FakeClock,
+        totp: TOTP,
+        recovery: tuple[tuple[str, ...], RecoveryCodes],
+    ) -> None:
+        """Neither an admin reset nor pruning, years later, makes a used recovery code new."""
+        codes, recovery_set = recovery
+        verifier = Verifier(store, clock=clock, policy=LENIENT)
+        assert verifier.verify_recovery("alice", recovery_set, codes[0]).ok
+        assert verifier.verify("alice", totp, totp.generate(START)).ok
+        verifier.reset("alice")
+        assert "replayed" == verifier.verify_recovery("alice", recovery_set, codes[0]).reason
+        clock.advance(10 * 365 * 24 * 3600)
+        verifier.prune()
+        verifier.reset("alice")
+        assert "replayed" == verifier.verify_recovery("alice", recovery_set, codes[0]).reason
+        assert 9 == verifier.recovery_remaining("alice", recovery_set)
+
+    def test_recovery_codes_leave_totp_marks_alone(
+        self,
+        verifier: Verifier,
+        store: Store,
+        totp: TOTP,
+        recovery: tuple[tuple[str, ...], RecoveryCodes],
+    ) -> None:
+        """Using a recovery code neither sets nor clears a credential's replay mark."""
+        codes, recovery_set = recovery
+        assert verifier.verify("alice", totp, totp.generate(START)).ok
+        marks = store.marks("alice")
+        assert verifier.verify_recovery("alice", recovery_set, codes[0]).ok
+        assert marks == store.marks("alice")
+        assert "replayed" == verifier.verify("alice", totp, totp.generate(START)).reason
+
+    def test_race_same_recovery_code_threads(
+        self, verifier: Verifier, recovery: tuple[tuple[str, ...], RecoveryCodes]
+    ) -> None:
+        """32 threads submit the same recovery code at once: exactly one is accepted."""
+        codes, recovery_set = recovery
+        reasons = run_together(
+            32, lambda i: verifier.verify_recovery("alice", recovery_set, codes[1], source=f"{i}")
+        )
+        assert Counter({"accepted": 1, "replayed": 31}) == reasons
+
+    def test_race_every_recovery_code_threads(self, verifier: Verifier) -> None:
+        """32 threads each use another code of one set at once: every one is accepted, once."""
+        codes, recovery_set = RecoveryCodes.generate(32)
+        reasons = run_together(
+            32, lambda i: verifier.verify_recovery("alice", recovery_set, codes[i])
+        )
+        assert Counter({"accepted": 32}) == reasons
+        assert 0 == verifier.recovery_remaining("alice", recovery_set)

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
 
-from . import __version__
+from . import __version__, _cli_store
 from ._code import normalize_code
 from ._hotp import HOTP
 from ._limits import (
@@ -386,6 +386,7 @@ def _build_parser() -> _Parser:
         formatter_class=_Formatter,
     )
     _demo_command.add_arguments(demo)
+    _cli_store.add_store_commands(commands)
     return parser
 
 
@@ -914,6 +915,7 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, _Runtime], int]]] = {
     "verify": _cmd_verify,
     "inspect": _cmd_inspect,
     "demo": lambda args, _runtime: _demo_command.run(args),
+    **_cli_store.COMMANDS,
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "InvalidRecoveryCodesError",
     "InvalidSecretError",
     "InvalidURIError",
     "MissingExtraError",
@@ -30,6 +31,10 @@ class ConfigurationError(OTPError, ValueError):
 
 class InvalidSecretError(OTPError, ValueError):
     """A secret is empty, malformed, too short or too long; the message never echoes it."""
+
+
+class InvalidRecoveryCodesError(OTPError, ValueError):
+    """Stored recovery codes text or values are malformed; the message never repeats them."""
 
 
 class InvalidURIError(OTPError, ValueError):

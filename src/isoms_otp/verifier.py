@@ -17,6 +17,7 @@ from ._limits import MAX_COUNTER, MAX_LOOK_AHEAD, MAX_TOTP_WINDOW, shown
 from ._match import Match
 from ._totp import TOTP, check_window
 from .exceptions import ConfigurationError
+from .recovery import DEFAULT_COUNT, RecoveryCodes, normalize_recovery_code
 from .stores._base import Attempt, Kind, Reason, Settlement, Store, blocked_until
 from .throttle import ThrottlePolicy
 
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_RESYNC_WINDOW",
     "MAX_USER_LENGTH",
     "Credentials",
+    "IssuedCodes",
     "Verdict",
     "Verifier",
     "credential_id",
@@ -76,6 +78,30 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.ok
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssuedCodes:
+    """What :meth:`Verifier.activate` and :meth:`Verifier.regenerate` decided and issued.
+
+    ``verdict`` is the verdict of the code that authorised the change. Only when it is ``ok``
+    are ``codes`` (the new recovery codes: show them once, never store them) and ``recovery``
+    (the :class:`RecoveryCodes` to store, replacing any earlier set) set; otherwise ``codes``
+    is empty and ``recovery`` is ``None``. ``ok`` is ``verdict.ok``, and the object is truthy
+    exactly then; ``repr`` never shows the codes.
+    """
+
+    verdict: Verdict
+    codes: tuple[str, ...] = field(default=(), repr=False)
+    recovery: RecoveryCodes | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the change was authorised (and codes were issued)."""
+        return self.verdict.ok
+
+    def __bool__(self) -> bool:
+        return self.verdict.ok
 
 
 _DEFAULT_POLICY: Final = ThrottlePolicy()
@@ -349,6 +375,134 @@ class Verifier:
         )
         return self._verdict(outcome, match)
 
+    def verify_recovery(
+        self, user: str, codes: RecoveryCodes, code: str, *, source: str | None = None
+    ) -> Verdict:
+        """Verify a recovery ``code`` of ``user``'s set ``codes`` and settle it atomically.
+
+        Each code of a set is accepted at most once, ever, however many processes try it at the
+        same moment: ``"replayed"`` for a used one, ``"invalid"`` for a code not in the set,
+        ``"malformed"`` for text that is no code (see :func:`normalize_recovery_code`). Every
+        failure spends the same per-user budget as a wrong TOTP code, so recovery codes add no
+        guesses; a throttled user is refused before the code is looked at. Uniform work: one
+        hash, then a comparison with every code of the set. On ``"accepted"`` and
+        ``"replayed"`` ``match.step`` is the index of the code in the set. The first code used
+        from a new set makes the store forget the old set's used codes. ``user``/``source`` as
+        for :meth:`verify`; ``TypeError`` for a non-``str`` code or ``codes`` that is not a
+        :class:`RecoveryCodes`.
+        """
+        _check_user(user)
+        where = _check_source(source)
+        _check_codes(codes)
+        now = self._now()
+        return self._settle_recovery(user, where, codes, code, now)
+
+    def _settle_recovery(
+        self, user: str, source: str, codes: RecoveryCodes, code: str, now: float
+    ) -> Verdict:
+        wanted = normalize_recovery_code(code)
+        index = None if wanted is None else codes.index(wanted)
+        outcome = self.store.settle(
+            Attempt(
+                user=user,
+                source=source,
+                now=now,
+                kind="recovery",
+                credential="" if index is None else codes.set_id,
+                claim=index,
+                failure="invalid" if wanted is not None else "malformed",
+                policy=self.policy,
+            )
+        )
+        return self._verdict(outcome, None if index is None else Match(step=index, drift=0))
+
+    def recovery_remaining(self, user: str, codes: RecoveryCodes) -> int:
+        """Return how many codes of ``user``'s set ``codes`` are not used yet (read-only).
+
+        A set the store has no record of (a new set, or the store still holds an older set's
+        record) has all its codes left. Prompt the person to regenerate when few remain.
+        """
+        _check_user(user)
+        _check_codes(codes)
+        recovery = self.store.snapshot(user).recovery
+        if recovery.set_id != codes.set_id:
+            return codes.count
+        return codes.count - (recovery.used & ((1 << codes.count) - 1)).bit_count()
+
+    def step_up(
+        self,
+        user: str,
+        otp: Credentials,
+        code: str,
+        *,
+        codes: RecoveryCodes | None = None,
+        source: str | None = None,
+    ) -> Verdict:
+        """Check a fresh proof before a sensitive change: a current code or a recovery code.
+
+        Deactivating the second factor, regenerating recovery codes and replacing the phone
+        must each be authorised by this verdict in the same request. ``code`` may be a code of
+        ``otp`` (as for :meth:`verify`) or, when ``codes`` is given, one of the recovery codes
+        (as for :meth:`verify_recovery`, and used up by it); which one is told by its shape (a
+        recovery code is 16 symbols, an OTP code 6-8 digits). It is one attempt against the
+        user's budget either way. A code already used to sign in is ``"replayed"``: the person
+        waits for the next one.
+        """
+        _check_user(user)
+        where = _check_source(source)
+        credentials = _credentials(otp)
+        if codes is not None:
+            _check_codes(codes)
+        now = self._now()
+        if codes is not None and normalize_recovery_code(code) is not None:
+            return self._settle_recovery(user, where, codes, code, now)
+        return self._settle_code(user, where, credentials, code, now)
+
+    def activate(
+        self,
+        user: str,
+        pending: TOTP | HOTP,
+        code: str,
+        *,
+        count: int = DEFAULT_COUNT,
+        source: str | None = None,
+    ) -> IssuedCodes:
+        """Confirm the ``pending`` secret with its first ``code`` and issue recovery codes.
+
+        :meth:`confirm`, then, only if it is ``ok``, a new set of ``count`` recovery codes
+        (1 to 100; checked before the code is). Store the pending secret and
+        ``result.recovery.to_string()`` together, in one write that also drops any old secret
+        and old set, and show ``result.codes`` once. Replacing a phone is activating again
+        after a :meth:`step_up`: the old secret keeps working until the new one is confirmed.
+        """
+        shown, recovery = RecoveryCodes.generate(count)
+        verdict = self.confirm(user, pending, code, source=source)
+        if not verdict.ok:
+            return IssuedCodes(verdict=verdict)
+        return IssuedCodes(verdict=verdict, codes=shown, recovery=recovery)
+
+    def regenerate(
+        self,
+        user: str,
+        otp: Credentials,
+        code: str,
+        *,
+        codes: RecoveryCodes | None = None,
+        count: int = DEFAULT_COUNT,
+        source: str | None = None,
+    ) -> IssuedCodes:
+        """Issue a new set of recovery codes, authorised by a :meth:`step_up` with ``code``.
+
+        Store ``result.recovery.to_string()`` in place of the old set only when the result is
+        ``ok``: from then on no code of the old set matches, and the first code used from the
+        new set makes the store forget the old one's state.
+        """
+        shown, recovery = RecoveryCodes.generate(count)
+        verdict = self.step_up(user, otp, code, codes=codes, source=source)
+        if not verdict.ok:
+            return IssuedCodes(verdict=verdict)
+        return IssuedCodes(verdict=verdict, codes=shown, recovery=recovery)
+
     def next_counter(self, user: str, otp: HOTP) -> int:
         """Return the next unused counter of ``user``'s HOTP token ``otp`` (0 for a new token)."""
         _check_user(user)
@@ -385,6 +539,13 @@ class Verifier:
         SQLite and memory stores need this to stay small; Redis expires keys by itself.
         """
         return self.store.prune(self._now())
+
+
+def _check_codes(codes: object) -> None:
+    if not isinstance(codes, RecoveryCodes):
+        raise TypeError(
+            f"codes must be RecoveryCodes (RecoveryCodes.from_string), not {type(codes).__name__}"
+        )
 
 
 def _check_source(source: object) -> str:
