@@ -177,6 +177,21 @@ def _blocked(budget: Budget, now: float, longest: float, ceiling: bool) -> float
     return min(budget.blocked_until, now + longest)
 
 
+def _clamped(budget: Budget, now: float, longest: float) -> Budget | None:
+    """Return ``budget`` with a wait beyond ``longest`` from now cut to it (``None``: fine).
+
+    Reads clamp such a wait already; writing the clamp back (with the refusal it caused)
+    makes the shortened wait end, instead of sliding along with ``now``.
+    """
+    if budget.blocked_until <= now + longest:
+        return None
+    return Budget(
+        failures=budget.failures,
+        blocked_until=now + longest,
+        keep_until=min(budget.keep_until, now + longest + longest),
+    )
+
+
 def _fail(
     budget: Budget, now: float, schedule: tuple[float, ...], limit: int, lock: float
 ) -> tuple[Budget, bool]:
@@ -227,7 +242,9 @@ def decide(attempt: Attempt, state: Snapshot) -> Decision:
         return Decision(
             settlement=Settlement(
                 reason="throttled", retry_after=until - now, failures=spent.failures
-            )
+            ),
+            budget=_clamped(state.budget, now, policy.longest_wait),
+            pair=_clamped(state.pair, now, policy.longest_wait),
         )
     if kind == "first_factor":
         pair, locked = _fail(
