@@ -67,6 +67,11 @@ class FailingStore(MemoryStore):
             raise StoreError("the store is down")
         return super().settle(attempt)
 
+    def snapshot(self, user: str, *, source: str = "", credential: str = "") -> Snapshot:
+        if self.failing:
+            raise StoreError("the store is down")
+        return super().snapshot(user, source=source, credential=credential)
+
     def reset(self, user: str, *, now: float) -> None:
         if self.failing:
             raise StoreError("the store is down")
@@ -268,6 +273,8 @@ def test_reset_and_prune_events() -> None:
         ("verify", lambda v: v.verify("alice", TOTP(SECRET), "123456", source="s")),
         ("confirm", lambda v: v.confirm("alice", TOTP(SECRET), "123456", source="s")),
         ("record_failure", lambda v: v.record_failure("alice", source="s")),
+        ("verify", lambda v: v.verify("alice", HOTP(SECRET), "123456", source="s")),
+        ("verify", lambda v: v.resync("alice", HOTP(SECRET), "123456", "654321", source="s")),
         ("reset", lambda v: v.reset("alice")),
         ("prune", lambda v: v.prune()),
     ],
@@ -285,6 +292,30 @@ def test_store_error_is_reported_then_raised(
     event = recorder.last
     assert (action, "error", 0, False) == (event.action, event.reason, event.failures, event.locked)
     assert clock() == event.at
+    assert event.latency >= 0
+    assert event.source == (None if action in {"reset", "prune"} else "s")
+
+
+def test_store_error_wins_over_a_raising_hook(caplog: pytest.LogCaptureFixture) -> None:
+    """A hook that raises on the "error" event: the caller still gets the StoreError."""
+
+    def hook(event: Event) -> None:
+        raise RuntimeError(event.reason)
+
+    store = FailingStore()
+    store.failing = True
+    verifier = Verifier(store, clock=FakeClock(START), on_event=hook)
+    with caplog.at_level(logging.ERROR, logger="isoms_otp.verifier"), pytest.raises(StoreError):
+        verifier.verify("alice", HOTP(SECRET), "123456")
+    assert 1 == len([r for r in caplog.records if r.name == "isoms_otp.verifier"])
+
+
+def test_hotp_read_error_without_a_hook_still_raises() -> None:
+    """No hook: the failed counter read is a StoreError, as before."""
+    store = FailingStore()
+    store.failing = True
+    with pytest.raises(StoreError):
+        Verifier(store).verify("alice", HOTP(SECRET), "123456")
 
 
 def test_hook_runs_after_the_store_decided() -> None:

@@ -271,6 +271,22 @@ class Verifier:
             )
         hook(event)
 
+    def _read_counter(
+        self, action: Action, user: str, source: str, credential: str, now: float
+    ) -> int:
+        """Read the next HOTP counter for a verification; a store error is reported first."""
+        started = perf_counter()
+        try:
+            return self._counter(user, credential)
+        except StoreError:
+            hook = self._hook
+            if hook is not None:
+                attempt = Attempt(
+                    user=user, source=source, now=now, kind="hotp", policy=self.policy
+                )
+                self._emit(hook, action, attempt, outcome=None, match=None, latency=_since(started))
+            raise
+
     def _counter(self, user: str, credential: str) -> int:
         # A plain read: settle re-checks the mark atomically, so a stale read can make a code
         # fail, never make a used counter match again.
@@ -340,7 +356,7 @@ class Verifier:
                 if wanted is None:
                     continue
                 shaped = True
-                counter = self._counter(user, ident)
+                counter = self._read_counter(action, user, source, ident, now)
                 if counter > MAX_COUNTER:
                     continue
                 match = otp.verify(wanted, counter=counter, look_ahead=self.look_ahead)
@@ -412,7 +428,7 @@ class Verifier:
         first = normalize_code(code1, otp.digits)
         second = normalize_code(code2, otp.digits)
         ident = credential_id(otp)
-        counter = self._counter(user, ident)
+        counter = self._read_counter("verify", user, where, ident, now)
         found = -1
         if first is not None and second is not None and counter < MAX_COUNTER:
             last = min(counter + self.resync_window, MAX_COUNTER)
