@@ -82,7 +82,7 @@ class Event:
 
 
 #: Where a hook's own failures are reported (once per exception type and Verifier).
-HOOK_LOGGER: Final = logging.getLogger("isoms_otp.verifier")
+_HOOK_LOGGER: Final = logging.getLogger("isoms_otp.verifier")
 
 
 class _Hook:
@@ -105,7 +105,7 @@ class _Hook:
                     return
                 self._seen.add(kind)
             # The event itself holds no secret or code; the traceback shows the sink's bug.
-            HOOK_LOGGER.exception(
+            _HOOK_LOGGER.exception(
                 "on_event hook %r raised %s (further %s errors of this hook are not logged)",
                 self._call,
                 kind.__name__,
