@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import isoms_otp
 from isoms_otp import (
@@ -596,3 +598,58 @@ def test_event_for_throttled_lock_until_reset_has_infinite_wait() -> None:
     for _ in range(101):
         verifier.verify("alice", otp, code)
     assert math.inf == recorder.last.retry_after
+
+
+# ---- property: every event is its call's decision --------------------------------------------
+
+OPERATIONS = st.lists(
+    st.sampled_from(
+        ["right", "previous", "wrong", "junk", "password", "reset", "prune", "tick", "wait"]
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations=OPERATIONS)
+def test_each_event_matches_its_verdict(operations: list[str]) -> None:
+    """Any sequence of calls: one event per deciding call, saying what its verdict says."""
+    policy = ThrottlePolicy(max_failures=4, base_delay=1.0, max_delay=8.0, source_max_failures=3)
+    verifier, recorder, clock, _ = make(policy)
+    otp = TOTP(SECRET)
+    calls = 0
+    for operation in operations:
+        verdict = None
+        if operation in {"tick", "wait"}:
+            clock.advance(PERIOD if operation == "tick" else 9)
+            continue
+        calls += 1
+        if operation == "right":
+            verdict = verifier.verify("alice", otp, otp.generate(clock()), source="a")
+        elif operation == "previous":
+            verdict = verifier.verify("alice", otp, otp.generate(clock() - PERIOD), source="b")
+        elif operation == "wrong":
+            verdict = verifier.verify("alice", otp, wrong_code(otp, clock()))
+        elif operation == "junk":
+            verdict = verifier.confirm("alice", otp, "not a code", source="a")
+        elif operation == "password":
+            verdict = verifier.record_failure("alice", source="a")
+        elif operation == "reset":
+            verifier.reset("alice")
+        else:
+            verifier.prune()
+        assert calls == len(recorder.events)
+        event = recorder.last
+        assert clock() == event.at
+        if verdict is None:
+            assert event.reason in {"reset", "pruned"}
+            continue
+        assert verdict.reason == event.reason
+        assert (verdict.failures, verdict.locked, verdict.retry_after) == (
+            event.failures,
+            event.locked,
+            event.retry_after,
+        )
+        match = verdict.match
+        assert (None if match is None else match.drift) == event.drift
+        assert (None if match is None else match.credential) == event.credential
