@@ -13,6 +13,7 @@ from ._secret import decode_secret, encode_secret, generate_secret
 from ._totp import TOTP
 from .compat import Finding, check_compatibility
 from .enrollment import Enrollment, enroll
+from .events import Event
 from .exceptions import (
     ConfigurationError,
     InvalidRecoveryCodesError,
@@ -39,6 +40,7 @@ __all__ = [
     "Attempt",
     "ConfigurationError",
     "Enrollment",
+    "Event",
     "Finding",
     "InvalidRecoveryCodesError",
     "InvalidSecretError",

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from hmac import compare_digest
+from time import perf_counter
 from typing import Final
 
 from ._code import normalize_code
@@ -16,7 +17,8 @@ from ._hotp import HOTP
 from ._limits import MAX_COUNTER, MAX_LOOK_AHEAD, MAX_TOTP_WINDOW, shown
 from ._match import Match
 from ._totp import TOTP, check_window
-from .exceptions import ConfigurationError
+from .events import Action, Event, EventHook, _Hook
+from .exceptions import ConfigurationError, StoreError
 from .recovery import DEFAULT_COUNT, RecoveryCodes, normalize_recovery_code
 from .stores._base import Attempt, Kind, Reason, Settlement, Store, blocked_until
 from .throttle import ThrottlePolicy
@@ -152,6 +154,9 @@ def _credentials(otp: object) -> tuple[OTP, ...]:
     return found
 
 
+_MATCHED: Final = frozenset({"accepted", "replayed"})
+
+
 @dataclass(frozen=True, slots=True)
 class Verifier:
     """Verify codes for users: each code at most once, guessing throttled, state in ``store``.
@@ -169,6 +174,13 @@ class Verifier:
     Every attempt may name a ``source`` (the client address, or any key the application
     chooses; ``None``: unknown): wrong passwords are throttled per ``(user, source)`` and never
     lock the person, while failed codes share one budget per user across all sources.
+
+    ``on_event`` (default ``None``) is called with one :class:`~isoms_otp.events.Event` per call
+    of ``verify``, ``confirm``, ``resync``, ``record_failure``, ``reset`` and ``prune``, after
+    the store decided, in the calling thread; it reports the store's own decision (and a
+    ``"error"`` event before a ``StoreError`` propagates). Its exceptions are caught and logged
+    once per type on the ``isoms_otp.verifier`` logger: a failing hook never changes a verdict
+    or the stored state. Keep it quick (it delays the answer), or hand events to a queue.
     """
 
     store: Store
@@ -179,6 +191,8 @@ class Verifier:
     future: int = 1
     look_ahead: int = 5
     resync_window: int = 1000
+    on_event: EventHook | None = None
+    _hook: _Hook | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.store, Store):
@@ -193,6 +207,11 @@ class Verifier:
         check_window(self.future, "future")
         _check_range(self.look_ahead, "look_ahead", 0, MAX_LOOK_AHEAD)
         _check_range(self.resync_window, "resync_window", 1, MAX_RESYNC_WINDOW)
+        if self.on_event is not None:
+            if not callable(self.on_event):
+                raise TypeError("on_event must be a callable taking one Event, or None")
+            # Frozen: the wrapper that keeps the hook's errors in is set once, here.
+            object.__setattr__(self, "_hook", _Hook(self.on_event))
 
     def _now(self) -> float:
         now = self.clock()
@@ -218,6 +237,82 @@ class Verifier:
             locked=outcome.locked,
         )
 
+    def _settle(self, action: Action, attempt: Attempt, match: Match | None) -> Verdict:
+        """Settle ``attempt`` in the store and report it to the hook as ``action``.
+
+        The one place a verifying method calls ``store.settle``: a new method (such as
+        ``verify_recovery``, action ``"recovery"``) ends with ``return self._settle(...)``.
+        """
+        hook = self._hook
+        if hook is None:
+            return self._verdict(self.store.settle(attempt), match)
+        started = perf_counter()
+        try:
+            outcome = self.store.settle(attempt)
+        except StoreError:
+            self._emit(hook, action, attempt, outcome=None, match=None, latency=_since(started))
+            raise
+        latency = _since(started)
+        verdict = self._verdict(outcome, match)
+        self._emit(hook, action, attempt, outcome=outcome, match=match, latency=latency)
+        return verdict
+
+    @staticmethod
+    def _emit(
+        hook: _Hook,
+        action: Action,
+        attempt: Attempt,
+        *,
+        outcome: Settlement | None,
+        match: Match | None,
+        latency: float,
+    ) -> None:
+        """Hand the hook the event of ``outcome`` (``None``: the store raised)."""
+        source = attempt.source or None
+        if outcome is None:
+            event = Event(
+                action=action,
+                user=attempt.user,
+                source=source,
+                reason="error",
+                at=attempt.now,
+                latency=latency,
+            )
+        else:
+            reason = outcome.reason
+            matched = match is not None and reason in _MATCHED
+            event = Event(
+                action=action,
+                user=attempt.user,
+                source=source,
+                reason=reason,
+                failures=outcome.failures,
+                locked=outcome.locked,
+                retry_after=outcome.retry_after if reason == "throttled" else None,
+                kind=attempt.kind if matched else None,
+                drift=match.drift if match is not None and matched else None,
+                credential=match.credential if match is not None and matched else None,
+                at=attempt.now,
+                latency=latency,
+            )
+        hook(event)
+
+    def _read_counter(
+        self, action: Action, user: str, source: str, credential: str, now: float
+    ) -> int:
+        """Read the next HOTP counter for a verification; a store error is reported first."""
+        started = perf_counter()
+        try:
+            return self._counter(user, credential)
+        except StoreError:
+            hook = self._hook
+            if hook is not None:
+                attempt = Attempt(
+                    user=user, source=source, now=now, kind="hotp", policy=self.policy
+                )
+                self._emit(hook, action, attempt, outcome=None, match=None, latency=_since(started))
+            raise
+
     def _counter(self, user: str, credential: str) -> int:
         # A plain read: settle re-checks the mark atomically, so a stale read can make a code
         # fail, never make a used counter match again.
@@ -240,14 +335,26 @@ class Verifier:
         without control characters or lone surrogates (``ConfigurationError``); ``code`` must
         be a str (``TypeError`` otherwise).
         """
+        return self._verify("verify", user, otp, code, source)
+
+    def _verify(
+        self, action: Action, user: str, otp: Credentials, code: str, source: str | None
+    ) -> Verdict:
         _check_user(user)
         where = _check_source(source)
         credentials = _credentials(otp)
         now = self._now()
-        return self._settle_code(user, where, credentials, code, now)
+        return self._settle_code(action, user, where, credentials, code=code, now=now)
 
     def _settle_code(
-        self, user: str, source: str, credentials: tuple[OTP, ...], code: str, now: float
+        self,
+        action: Action,
+        user: str,
+        source: str,
+        credentials: tuple[OTP, ...],
+        *,
+        code: str,
+        now: float,
     ) -> Verdict:
         found: Match | None = None
         kind: Kind = "totp"
@@ -275,7 +382,7 @@ class Verifier:
                 if wanted is None:
                     continue
                 shaped = True
-                counter = self._counter(user, ident)
+                counter = self._read_counter(action, user, source, ident, now)
                 if counter > MAX_COUNTER:
                     continue
                 match = otp.verify(wanted, counter=counter, look_ahead=self.look_ahead)
@@ -285,20 +392,18 @@ class Verifier:
                     credential = ident
                     claim = match.step
                     keep_until = 0.0
-        outcome = self.store.settle(
-            Attempt(
-                user=user,
-                source=source,
-                now=now,
-                kind=kind,
-                credential=credential,
-                claim=claim,
-                failure="invalid" if shaped else "malformed",
-                keep_until=keep_until,
-                policy=self.policy,
-            )
+        attempt = Attempt(
+            user=user,
+            source=source,
+            now=now,
+            kind=kind,
+            credential=credential,
+            claim=claim,
+            failure="invalid" if shaped else "malformed",
+            keep_until=keep_until,
+            policy=self.policy,
         )
-        return self._verdict(outcome, found)
+        return self._settle(action, attempt, found)
 
     def confirm(
         self, user: str, otp: TOTP | HOTP, code: str, *, source: str | None = None
@@ -313,7 +418,7 @@ class Verifier:
         """
         if not isinstance(otp, (TOTP, HOTP)):
             raise TypeError(f"otp must be a TOTP or HOTP, not {type(otp).__name__}")
-        return self.verify(user, otp, code, source=source)
+        return self._verify("confirm", user, otp, code, source)
 
     def record_failure(self, user: str, *, source: str | None = None) -> Verdict:
         """Count a first-factor failure (a wrong password) for ``user`` from ``source``.
@@ -327,10 +432,8 @@ class Verifier:
         _check_user(user)
         where = _check_source(source)
         now = self._now()
-        outcome = self.store.settle(
-            Attempt(user=user, source=where, now=now, kind="first_factor", policy=self.policy)
-        )
-        return self._verdict(outcome, None)
+        attempt = Attempt(user=user, source=where, now=now, kind="first_factor", policy=self.policy)
+        return self._settle("record_failure", attempt, None)
 
     def resync(
         self, user: str, otp: HOTP, code1: str, code2: str, *, source: str | None = None
@@ -351,7 +454,7 @@ class Verifier:
         first = normalize_code(code1, otp.digits)
         second = normalize_code(code2, otp.digits)
         ident = credential_id(otp)
-        counter = self._counter(user, ident)
+        counter = self._read_counter("verify", user, where, ident, now)
         found = -1
         if first is not None and second is not None and counter < MAX_COUNTER:
             last = min(counter + self.resync_window, MAX_COUNTER)
@@ -361,19 +464,18 @@ class Verifier:
                 if compare_digest(codes[offset], first) & compare_digest(codes[offset + 1], second):
                     found = counter + offset + 1
         match = None if found < 0 else Match(step=found, drift=found - counter)
-        outcome = self.store.settle(
-            Attempt(
-                user=user,
-                source=where,
-                now=now,
-                kind="hotp",
-                credential=ident if match is not None else "",
-                claim=None if match is None else found,
-                failure="invalid" if first is not None and second is not None else "malformed",
-                policy=self.policy,
-            )
+        attempt = Attempt(
+            user=user,
+            source=where,
+            now=now,
+            kind="hotp",
+            credential=ident if match is not None else "",
+            claim=None if match is None else found,
+            failure="invalid" if first is not None and second is not None else "malformed",
+            policy=self.policy,
         )
-        return self._verdict(outcome, match)
+        # A resync is a code check that spends the user's budget: reported as "verify".
+        return self._settle("verify", attempt, match)
 
     def verify_recovery(
         self, user: str, codes: RecoveryCodes, code: str, *, source: str | None = None
@@ -402,19 +504,19 @@ class Verifier:
     ) -> Verdict:
         wanted = normalize_recovery_code(code)
         index = None if wanted is None else codes.index(wanted)
-        outcome = self.store.settle(
-            Attempt(
-                user=user,
-                source=source,
-                now=now,
-                kind="recovery",
-                credential="" if index is None else codes.set_id,
-                claim=index,
-                failure="invalid" if wanted is not None else "malformed",
-                policy=self.policy,
-            )
+        attempt = Attempt(
+            user=user,
+            source=source,
+            now=now,
+            kind="recovery",
+            credential="" if index is None else codes.set_id,
+            claim=index,
+            failure="invalid" if wanted is not None else "malformed",
+            policy=self.policy,
         )
-        return self._verdict(outcome, None if index is None else Match(step=index, drift=0))
+        return self._settle(
+            "recovery", attempt, None if index is None else Match(step=index, drift=0)
+        )
 
     def recovery_remaining(self, user: str, codes: RecoveryCodes) -> int:
         """Return how many codes of ``user``'s set ``codes`` are not used yet (read-only).
@@ -456,7 +558,7 @@ class Verifier:
         now = self._now()
         if codes is not None and normalize_recovery_code(code) is not None:
             return self._settle_recovery(user, where, codes, code, now)
-        return self._settle_code(user, where, credentials, code, now)
+        return self._settle_code("verify", user, where, credentials, code=code, now=now)
 
     def activate(
         self,
@@ -531,14 +633,49 @@ class Verifier:
         fresh set of guesses.
         """
         _check_user(user)
-        self.store.reset(user, now=self._now())
+        now = self._now()
+        hook = self._hook
+        if hook is None:
+            self.store.reset(user, now=now)
+            return
+        started = perf_counter()
+        try:
+            self.store.reset(user, now=now)
+        except StoreError:
+            hook(Event(action="reset", user=user, reason="error", at=now, latency=_since(started)))
+            raise
+        hook(Event(action="reset", user=user, reason="reset", at=now, latency=_since(started)))
 
     def prune(self) -> int:
         """Drop state that no longer matters (run it from a periodic job); return how many.
 
         SQLite and memory stores need this to stay small; Redis expires keys by itself.
         """
-        return self.store.prune(self._now())
+        now = self._now()
+        hook = self._hook
+        if hook is None:
+            return self.store.prune(now)
+        started = perf_counter()
+        try:
+            removed = self.store.prune(now)
+        except StoreError:
+            hook(Event(action="prune", user=None, reason="error", at=now, latency=_since(started)))
+            raise
+        hook(
+            Event(
+                action="prune",
+                user=None,
+                reason="pruned",
+                removed=removed,
+                at=now,
+                latency=_since(started),
+            )
+        )
+        return removed
+
+
+def _since(started: float) -> float:
+    return perf_counter() - started
 
 
 def _check_codes(codes: object) -> None:

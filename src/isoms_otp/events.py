@@ -1,0 +1,271 @@
+"""Audit events: one :class:`Event` per Verifier decision, a logging sink and a clock-skew monitor.
+
+Pass a callable as ``Verifier(..., on_event=...)``: it gets exactly one :class:`Event` per call of
+``verify``, ``confirm``, ``resync``, ``record_failure``, ``reset`` and ``prune``, built from the
+store's own :class:`~isoms_otp.stores.Settlement` after the store decided (never re-derived from
+the verdict, so races cannot make two events claim the same failure count). A hook that raises
+changes nothing: the verdict and the stored state stand, and the error is logged once per
+exception type. See ``docs/events.md``.
+
+:class:`LoggingSink` writes each event as one log line with the fields as ``extra``;
+:class:`DriftMonitor` flags users whose phone clock is off; ``isoms_otp.metrics.PrometheusSink``
+(extra ``metrics``) counts events for a dashboard.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from ._limits import shown
+from .exceptions import ConfigurationError
+from .stores._base import Kind
+
+__all__ = [
+    "Action",
+    "DriftMonitor",
+    "Event",
+    "EventHook",
+    "EventReason",
+    "LoggingSink",
+]
+
+#: What the application asked the Verifier to do. ``"verify"`` covers ``verify`` and ``resync``.
+Action = Literal["verify", "confirm", "recovery", "record_failure", "reset", "prune"]
+#: The verdict's reason; ``"reset"``/``"pruned"`` for the admin actions; ``"error"``: the store
+#: failed (the call raised :class:`~isoms_otp.exceptions.StoreError`).
+EventReason = Literal[
+    "accepted", "invalid", "malformed", "replayed", "throttled", "reset", "pruned", "error"
+]
+#: What ``on_event`` accepts: any callable taking one :class:`Event`; its result is ignored.
+EventHook = Callable[["Event"], object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One decision of a :class:`~isoms_otp.Verifier`, as the store made it.
+
+    ``action`` is the method called (``resync`` reports ``"verify"``); ``user`` the user key
+    (``None`` for ``"prune"``); ``source`` the attempt's source (``None`` when none was given);
+    ``reason`` the verdict's reason, ``"reset"`` or ``"pruned"`` for the admin actions, and
+    ``"error"`` when the store raised (the call then raises the ``StoreError``). ``failures``
+    is the count of the budget the attempt spent, after the decision (0 after an acceptance, a
+    reset, a prune or an error); ``locked`` is true exactly on the event whose decision started
+    a lock; ``retry_after`` the seconds to wait for ``"throttled"`` (``math.inf``: until an
+    admin reset), else ``None``. ``kind`` (``"totp"``, ``"hotp"``, ``"recovery"``), ``drift``
+    (the matched step or counter minus the expected one) and ``credential`` (the index of the
+    matched credential) are set for ``"accepted"`` and ``"replayed"`` codes only, else ``None``.
+    ``removed`` is how many records ``"prune"`` dropped (``None`` for other actions). ``at`` is
+    the Verifier's clock for the call (Unix seconds); ``latency`` the seconds the store call
+    took, on a monotonic timer (``time.perf_counter``).
+
+    No field ever holds a secret, a code or a credential id.
+    """
+
+    action: Action
+    user: str | None
+    source: str | None = None
+    reason: EventReason
+    failures: int = 0
+    locked: bool = False
+    retry_after: float | None = None
+    kind: Kind | None = None
+    drift: int | None = None
+    credential: int | None = None
+    removed: int | None = None
+    at: float
+    latency: float = 0.0
+
+
+#: Where a hook's own failures are reported (once per exception type and Verifier).
+_HOOK_LOGGER: Final = logging.getLogger("isoms_otp.verifier")
+
+
+class _Hook:
+    """An ``on_event`` callable that never lets its exceptions out, and reports each type once."""
+
+    __slots__ = ("_call", "_lock", "_seen")
+
+    def __init__(self, call: EventHook) -> None:
+        self._call = call
+        self._lock = threading.Lock()
+        self._seen: set[type[BaseException]] = set()
+
+    def __call__(self, event: Event) -> None:
+        try:
+            self._call(event)
+        except Exception as error:  # a sink's failure must never change a verdict
+            kind = type(error)
+            with self._lock:
+                if kind in self._seen:
+                    return
+                self._seen.add(kind)
+            # The event itself holds no secret or code; the traceback shows the sink's bug.
+            _HOOK_LOGGER.exception(
+                "on_event hook %r raised %s (further %s errors of this hook are not logged)",
+                self._call,
+                kind.__name__,
+                kind.__name__,
+            )
+
+
+class LoggingSink:
+    """Write each event as one ``logging`` line, with every field in ``extra``.
+
+    ``logger`` defaults to ``logging.getLogger("isoms_otp.events")``. The level is ``WARNING``
+    for an event that started a lock or reports a store error, ``INFO`` otherwise. Every
+    :class:`Event` field is passed as ``extra`` under the field name prefixed with ``otp_``
+    (``otp_action``, ``otp_user``, ``otp_reason``, ...), so structured (JSON) formatters pick
+    them up; the message repeats the main ones for plain-text logs. A call costs little when the
+    logger is disabled for the level (one ``isEnabledFor`` check).
+    """
+
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        if logger is not None and not isinstance(logger, logging.Logger):
+            raise TypeError(f"logger must be a logging.Logger, not {type(logger).__name__}")
+        self.logger = logging.getLogger("isoms_otp.events") if logger is None else logger
+
+    def __repr__(self) -> str:
+        return f"LoggingSink({self.logger.name!r})"
+
+    def __call__(self, event: Event) -> None:
+        """Log ``event`` (see the class docstring for the level and the ``extra`` keys)."""
+        level = logging.WARNING if event.locked or event.reason == "error" else logging.INFO
+        logger = self.logger
+        if not logger.isEnabledFor(level):
+            return
+        extra = {
+            "otp_action": event.action,
+            "otp_user": event.user,
+            "otp_source": event.source,
+            "otp_reason": event.reason,
+            "otp_failures": event.failures,
+            "otp_locked": event.locked,
+            "otp_retry_after": event.retry_after,
+            "otp_kind": event.kind,
+            "otp_drift": event.drift,
+            "otp_credential": event.credential,
+            "otp_removed": event.removed,
+            "otp_at": event.at,
+            "otp_latency": event.latency,
+        }
+        # makeRecord + handle is what Logger.log does, minus the stack walk that looks for the
+        # caller (the caller is always this method): a third of the cost of a line.
+        record = logger.makeRecord(
+            logger.name,
+            level,
+            __file__,
+            0,
+            "otp %s %s user=%r source=%r failures=%d locked=%s retry_after=%s drift=%s",
+            (
+                event.action,
+                event.reason,
+                event.user,
+                event.source,
+                event.failures,
+                event.locked,
+                event.retry_after,
+                event.drift,
+            ),
+            None,
+            "LoggingSink",
+            extra,
+        )
+        logger.handle(record)
+
+
+#: The most users a :class:`DriftMonitor` may be asked to track (memory stays bounded anyway).
+MAX_TRACKED_USERS: Final = 10_000_000
+
+
+class DriftMonitor:
+    """Flag users whose last ``streak`` accepted TOTP codes all matched off-centre, one way.
+
+    A code from the previous step (``drift == -1``) now and then is normal; every code from the
+    same side means the phone's clock is off (negative: the phone is behind, positive: ahead).
+    The Verifier's window stays as it is: this only tells a helpdesk whom to ask to turn on the
+    phone's automatic time. Use it as an ``on_event`` hook, alone or called from your own hook
+    (``monitor(event)``), or feed it events with :meth:`observe`. Only accepted TOTP codes count
+    (HOTP drift is a counter that ran ahead, not a clock); a centred code (drift 0) or one from
+    the other side starts the count again.
+
+    ``streak`` (1-100, default 3) is how many codes in a row it takes; ``max_users`` (default
+    10,000) bounds memory: the least recently seen user is forgotten first. Thread-safe.
+    :class:`ConfigurationError` for out-of-range arguments, ``TypeError`` for non-int ones.
+    """
+
+    __slots__ = ("_lock", "_users", "max_users", "streak")
+
+    def __init__(self, *, streak: int = 3, max_users: int = 10_000) -> None:
+        self.streak = _positive(streak, "streak", 100)
+        self.max_users = _positive(max_users, "max_users", MAX_TRACKED_USERS)
+        self._lock = threading.Lock()
+        # user -> the drifts of the current run (all the same sign, at most `streak` long)
+        self._users: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"DriftMonitor(streak={self.streak}, max_users={self.max_users})"
+
+    def __len__(self) -> int:
+        """Return how many users are tracked now."""
+        with self._lock:
+            return len(self._users)
+
+    def __call__(self, event: Event) -> None:
+        """Observe ``event`` (an ``on_event`` hook's signature)."""
+        self.observe(event)
+
+    def observe(self, event: Event) -> bool:
+        """Take ``event`` into account; return whether its user is flagged afterwards.
+
+        Events other than accepted TOTP codes change nothing (and return ``False``).
+        """
+        user = event.user
+        drift = event.drift
+        if event.reason != "accepted" or event.kind != "totp" or user is None or drift is None:
+            return False
+        with self._lock:
+            run = self._users.pop(user, ())
+            if drift == 0:
+                run = ()
+            elif run and (run[0] > 0) == (drift > 0):
+                run = (*run, drift)[-self.streak :]
+            else:
+                run = (drift,)
+            self._users[user] = run
+            if len(self._users) > self.max_users:
+                self._users.popitem(last=False)
+            return len(run) == self.streak
+
+    def check(self, user: str) -> tuple[int, ...] | None:
+        """Return the drifts (in steps, oldest first) that flag ``user``, or ``None``.
+
+        ``(-1, -1, -1)`` means the last three codes were each one step (30 s) behind.
+        """
+        with self._lock:
+            run = self._users.get(user, ())
+        return run if len(run) == self.streak else None
+
+    def flagged(self) -> dict[str, tuple[int, ...]]:
+        """Return every flagged user with the drifts that flag them (a copy)."""
+        with self._lock:
+            return {user: run for user, run in self._users.items() if len(run) == self.streak}
+
+    def forget(self, user: str) -> None:
+        """Stop tracking ``user`` (for example once the helpdesk has told them)."""
+        with self._lock:
+            self._users.pop(user, None)
+
+
+def _positive(value: object, name: str, high: int) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= high:
+        raise ConfigurationError(f"{name} must be from 1 to {high} (got {shown(value)})")
+    return value
