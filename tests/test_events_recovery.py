@@ -25,7 +25,11 @@ def test_verify_recovery_reports_one_recovery_event() -> None:
     verifier.verify_recovery("alice", codes, shown[1], source="10.0.0.1")
     verifier.verify_recovery("alice", codes, shown[1])
     verifier.verify_recovery("alice", codes, "0000-0000-0000-0000")
-    expected = [("recovery", "accepted", 0), ("recovery", "replayed", 1), ("recovery", "invalid", 2)]
+    expected = [
+        ("recovery", "accepted", 0),
+        ("recovery", "replayed", 1),
+        ("recovery", "invalid", 2),
+    ]
     assert expected == [(e.action, e.reason, e.failures) for e in events]
     assert "10.0.0.1" == events[0].source
     assert all(shown[1] not in repr(event) for event in events)
