@@ -12,11 +12,15 @@ sign-in code. A bare ``TOTP.verify`` records nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._secret import encode_secret, generate_secret
 from ._totp import TOTP
 from .qr import qr_png, qr_svg, qr_terminal
 from .uri import build_uri
+
+if TYPE_CHECKING:
+    from .sealing import Keyring
 
 __all__ = ["Enrollment", "enroll"]
 
@@ -28,7 +32,8 @@ _GROUP = 4
 class Enrollment:
     """Everything *Activate TOTP* shows or stores for one user.
 
-    ``secret`` is the key (store it encrypted, with the enrolment marked pending), ``otp`` the
+    ``secret`` is the key (store it sealed, see :meth:`sealed`, with the enrolment marked
+    pending), ``otp`` the
     :class:`TOTP` to verify codes with, ``uri`` the ``otpauth://`` URI, ``manual_key`` the
     secret in groups of four for typing in by hand, and :meth:`qr_svg`, :meth:`qr_png` and
     :meth:`qr_terminal` the QR codes (these need the ``qr`` extra). ``uri``, ``manual_key`` and
@@ -55,6 +60,14 @@ class Enrollment:
         """Return the base32 secret in groups of four, such as ``"JBSW Y3DP EHPK 3PXP"``."""
         text = encode_secret(self.secret)
         return " ".join(text[i : i + _GROUP] for i in range(0, len(text), _GROUP))
+
+    def sealed(self, keyring: Keyring, *, user: str) -> str:
+        """Return the secret sealed for ``user``'s row (see :meth:`Keyring.seal`).
+
+        Store this token rather than :attr:`secret`; ``keyring.open(token, user=user)`` gives
+        the secret back. Needs the ``crypto`` extra, through ``keyring``.
+        """
+        return keyring.seal(self.secret, user=user)
 
     def qr_svg(self) -> str:
         """Return the QR code as SVG for an HTML page (see :func:`isoms_otp.qr.qr_svg`)."""
