@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import io
 import json
@@ -18,7 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 from hypothesis import given, settings
@@ -79,18 +80,46 @@ class Run:
 RunCli = Callable[..., Run]
 
 
+def text_stream(data: bytes = b"", encoding: str = "utf-8") -> io.TextIOWrapper:
+    """A text stream over bytes, as sys.stdin/stdout are (with a .buffer and an encoding)."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, write_through=True)
+
+
+def written(stream: io.TextIOWrapper) -> str:
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode(stream.encoding)
+
+
+def call_cli(
+    *argv: str,
+    stdin: str | bytes | TextIO | None = b"",
+    runtime: cli._Runtime | None = None,
+    stdout: io.TextIOWrapper | None = None,
+    **injected: Any,
+) -> Run:
+    """Call the CLI with ``argv`` on streams of its own; return its status and output.
+
+    ``stdin`` is the input (str or bytes), or a stream of its own (None: closed); the other
+    keywords replace fields of the runtime (``getpass``, ``environ``...).
+    """
+    if isinstance(stdin, str):
+        stdin = stdin.encode()
+    source = text_stream(stdin) if isinstance(stdin, bytes) else stdin
+    out = text_stream() if stdout is None else stdout
+    err = text_stream()
+    base = runtime or cli._Runtime(clock=lambda: 1_700_000_000.0)
+    status = cli._main(
+        list(argv),
+        dataclasses.replace(base, stdin=source, stdout=out, stderr=err, **injected),
+    )
+    return Run(status, written(out), written(err))
+
+
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
+def run() -> RunCli:
     """Call the CLI with ``argv`` and ``stdin`` (str or bytes), returning status and output."""
-
-    def call(*argv: str, stdin: str | bytes = b"", runtime: cli._Runtime | None = None) -> Run:
-        data = stdin.encode() if isinstance(stdin, str) else stdin
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
-        status = cli._main(list(argv), runtime or cli._Runtime(clock=lambda: 1_700_000_000.0))
-        captured = capsys.readouterr()
-        return Run(status, captured.out, captured.err)
-
-    return call
+    return call_cli
 
 
 def assert_error(result: Run, *fragments: str) -> None:
@@ -216,30 +245,36 @@ def test_mistyped_option_does_not_echo_the_secret(run: RunCli, argv: list[str]) 
     assert KEY not in result.out + result.err
 
 
-def test_ambiguous_option_message_is_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_ambiguous_option_message_is_scrubbed() -> None:
     """Regression: argparse's "ambiguous option" error used to repeat the argument.
 
     With abbreviations off our options cannot be ambiguous, so the message is fed in
     as argparse words it, to pin the scrubbing should a parser ever allow them.
     """
-    parser = cli._Parser(prog="isoms-otp code")
+    err = text_stream()
+    parser = cli._Parser(prog="isoms-otp code", runtime=cli._Runtime(stderr=err))
     with pytest.raises(SystemExit) as exit_info:
         parser.error(f"ambiguous option: --a={KEY} could match --algorithm, --at")
     assert 2 == exit_info.value.code
-    err = capsys.readouterr().err
-    assert "unexpected arguments (not repeated here" in err
-    assert KEY not in err
+    assert "unexpected arguments (not repeated here" in written(err)
+    assert KEY not in written(err)
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every subcommand parser under it, nested ones included."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += all_parsers(sub)
+    return found
 
 
 def test_subcommand_parsers_refuse_abbreviations() -> None:
     """Every parser, the subcommands' included, has prefix matching off."""
-    parser = cli._build_parser()
-    subparsers = next(
-        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-    )
-    assert {False} == {parser.allow_abbrev} | {
-        sub.allow_abbrev for sub in subparsers.choices.values()
-    }
+    parsers = all_parsers(cli._build_parser(cli._Runtime()))
+    assert {"isoms-otp keys generate", "isoms-otp keys rewrap"} <= {p.prog for p in parsers}
+    assert {False} == {parser.allow_abbrev for parser in parsers}
 
 
 @pytest.mark.parametrize("option", ["--secret-file", "--uri-file"])
@@ -485,32 +520,23 @@ def test_enroll_without_qr_extra_asked_for_a_qr(
     assert list(tmp_path.iterdir()) == []
 
 
-def ascii_stdout(monkeypatch: pytest.MonkeyPatch) -> io.TextIOWrapper:
-    """Replace stdout by an ASCII-only stream, as on a C locale (call after capsys is active)."""
-    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
-    monkeypatch.setattr(sys, "stdout", stream)
-    return stream
+def ascii_stdout() -> io.TextIOWrapper:
+    """An ASCII-only stdout, as on a C locale."""
+    return text_stream(encoding="ascii")
 
 
-def test_enroll_ascii_terminal_notes_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_enroll_ascii_terminal_notes_it(run: RunCli) -> None:
     """A stdout that cannot show U+2580 gets no QR code and a note on stderr."""
-    stream = ascii_stdout(monkeypatch)
-    assert cli.main(["enroll", "--account", "a"]) == 0
-    stream.flush()
-    assert isinstance(stream.buffer, io.BytesIO)
-    assert b"uri:         otpauth://" in stream.buffer.getvalue()
-    assert "stdout's encoding cannot draw it" in capsys.readouterr().err
+    result = run("enroll", "--account", "a", stdout=ascii_stdout())
+    assert 0 == result.status
+    assert "uri:         otpauth://" in result.out
+    assert "stdout's encoding cannot draw it" in result.err
 
 
-def test_enroll_ascii_terminal_explicit_qr(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_enroll_ascii_terminal_explicit_qr(run: RunCli) -> None:
     """An explicit --qr terminal on such a stdout is an error with the fix."""
-    ascii_stdout(monkeypatch)
-    assert cli.main(["enroll", "--account", "a", "--qr", "terminal"]) == 2
-    assert "PYTHONIOENCODING=utf-8" in capsys.readouterr().err
+    result = run("enroll", "--account", "a", "--qr", "terminal", stdout=ascii_stdout())
+    assert_error(result, "PYTHONIOENCODING=utf-8")
 
 
 # --------------------------------------------------------------------------- code
@@ -688,9 +714,7 @@ def test_code_unreadable_files(run: RunCli, tmp_path: Path, option: str) -> None
     assert_error(run("code", option, str(tmp_path)), f"cannot read {option}", "directory")
 
 
-def test_code_prompts_without_echo_on_a_terminal(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_code_prompts_without_echo_on_a_terminal(run: RunCli) -> None:
     """At a terminal the secret is read with getpass (no echo), not from the visible line."""
     prompts: list[str] = []
 
@@ -698,10 +722,8 @@ def test_code_prompts_without_echo_on_a_terminal(
         prompts.append(prompt)
         return f" {KEY} "
 
-    monkeypatch.setattr(sys, "stdin", Terminal())
-    monkeypatch.setattr("getpass.getpass", fake_getpass)
-    assert cli.main(["code", "--at", "59"]) == 0
-    assert TOTP(decode_secret(KEY)).generate(59) + "\n" == capsys.readouterr().out
+    result = run("code", "--at", "59", stdin=Terminal(), getpass=fake_getpass)
+    assert (0, TOTP(decode_secret(KEY)).generate(59) + "\n") == (result.status, result.out)
     assert prompts == ["Secret or otpauth URI (not shown): "]
 
 
@@ -726,63 +748,55 @@ class Terminal(io.StringIO):
     ids=["ctrl-d", "ctrl-c"],
 )  # fmt: skip
 def test_prompt_interrupted(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    interruption: type[BaseException],
-    status: int,
-    message: str,
+    run: RunCli, interruption: type[BaseException], status: int, message: str
 ) -> None:
     """Ctrl-D at the prompt is empty input; Ctrl-C ends with status 130; no traceback."""
 
     def fake_getpass(prompt: str = "") -> str:
         raise interruption
 
-    monkeypatch.setattr(sys, "stdin", Terminal())
-    monkeypatch.setattr("getpass.getpass", fake_getpass)
-    assert cli.main(["code"]) == status
-    assert (capsys.readouterr().err) == message
+    result = run("code", stdin=Terminal(), getpass=fake_getpass)
+    assert (status, message) == (result.status, result.err)
 
 
-def test_closed_stdin_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_closed_stdin_is_an_error(run: RunCli) -> None:
     """A process started with stdin closed gets an error naming the file options."""
-    monkeypatch.setattr(sys, "stdin", None)
-    assert cli.main(["inspect"]) == 2
-    assert "stdin is closed" in capsys.readouterr().err
+    assert_error(run("inspect", stdin=None), "stdin is closed")
 
 
-def test_closed_stdout_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_closed_stdout_is_an_error(run: RunCli) -> None:
     """An OS error writing the output (such as a closed pipe) is one line, status 2."""
 
-    class Broken(io.StringIO):
+    class Broken(io.TextIOWrapper):
         def write(self, _text: str) -> int:
             raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(KEY.encode())))
-    monkeypatch.setattr(sys, "stdout", Broken())
-    assert cli.main(["code"]) == 2
-    assert capsys.readouterr().err == "isoms-otp: error: Broken pipe\n"
+    result = run("code", stdin=KEY, stdout=Broken(io.BytesIO()))
+    assert (2, "isoms-otp: error: Broken pipe\n") == (result.status, result.err)
+
+
+def test_main_uses_the_process_streams(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main() reads sys.stdin and writes sys.stdout/sys.stderr as they are when it is called."""
+    monkeypatch.setattr(sys, "stdin", text_stream(KEY.encode()))
+    assert 0 == cli.main(["code", "--at", "59"])
+    assert 2 == cli.main(["code", "--at", "59"])  # stdin is used up now: an error on stderr
+    captured = capsys.readouterr()
+    assert TOTP(decode_secret(KEY)).generate(59) + "\n" == captured.out
+    assert "isoms-otp: error: stdin is empty" in captured.err
 
 
 @given(junk=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 @settings(max_examples=200, deadline=None)
 def test_code_junk_stdin_is_a_clean_error(junk: bytes) -> None:
     """Any stdin gives a code (status 0) or one error line (status 2), never a traceback."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin, sys.stdout, sys.stderr = io.TextIOWrapper(io.BytesIO(junk)), stdout, stderr
-    try:
-        status = cli.main(["code", "--at", "59"])
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = saved
-    if status == 0:
-        assert re.fullmatch(r"[0-9]{6}\n", stdout.getvalue())
+    result = call_cli("code", "--at", "59", stdin=junk)
+    if result.status == 0:
+        assert re.fullmatch(r"[0-9]{6}\n", result.out)
     else:
-        assert status == 2
-        assert re.fullmatch(r"isoms-otp: error: [^\n]+\n", stderr.getvalue())
+        assert result.status == 2
+        assert re.fullmatch(r"isoms-otp: error: [^\n]+\n", result.err)
 
 
 # --------------------------------------------------------------------------- code --watch

@@ -313,9 +313,11 @@ def test_keyring_validation(
 
 
 def test_from_string() -> None:
-    """The text form lists id:base64key entries; the first is active; spaces are ignored."""
+    """The text form lists id:base64key entries (commas or lines); the first is active."""
     ring = Keyring.from_string(f" {line('new', NEW_KEY)} ,\n {line('old', OLD_KEY)}\n")
     assert ("new", "old") == ring.ids
+    lines = Keyring.from_string(f"{line('new', NEW_KEY)}\r\n{line('old', OLD_KEY)}\n")
+    assert ("new", "old") == lines.ids
     token = OLD.seal(SECRET, user="alice")
     assert SECRET == ring.open(token, user="alice")
     assert SECRET == Keyring.from_string(line("old", OLD_KEY)).open(token, user="alice")
@@ -331,8 +333,8 @@ KEY_TEXT = base64.b64encode(NEW_KEY).decode()
         (" \n", "empty"),
         (KEY_TEXT, "entry 1 has no ':'"),
         (f"{KEY_TEXT}:new", "the id of key entry 1 must be"),
-        (f"new:{KEY_TEXT},", "entry 2 has no ':'"),
-        (f"new:{KEY_TEXT},,old:{KEY_TEXT}", "entry 2 has no ':'"),
+        (f"new:{KEY_TEXT},", "entry 2 is empty"),
+        (f"new:{KEY_TEXT},,old:{KEY_TEXT}", "entry 2 is empty"),
         (f"new:{KEY_TEXT},new:{base64.b64encode(OLD_KEY).decode()}", "repeats the key id 'new'"),
         (f"new:{KEY_TEXT[:-1]}", "entry 1 ('new') is not base64"),
         (f"new:{KEY_TEXT.replace('=', '')}", "not base64"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ._secret import encode_secret, generate_secret
+from ._secret import generate_secret, grouped_secret
 from ._totp import TOTP
 from .qr import qr_png, qr_svg, qr_terminal
 from .uri import build_uri
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from .sealing import Keyring
 
 __all__ = ["Enrollment", "enroll"]
-
-# Manual entry screens show the key in groups of four; decode_secret() reads this form back.
-_GROUP = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,8 +55,7 @@ class Enrollment:
     @property
     def manual_key(self) -> str:
         """Return the base32 secret in groups of four, such as ``"JBSW Y3DP EHPK 3PXP"``."""
-        text = encode_secret(self.secret)
-        return " ".join(text[i : i + _GROUP] for i in range(0, len(text), _GROUP))
+        return grouped_secret(self.secret)
 
     def sealed(self, keyring: Keyring, *, user: str) -> str:
         """Return the secret sealed for ``user``'s row (see :meth:`Keyring.seal`).

@@ -55,6 +55,9 @@ _NONCE_BYTES: Final = 12  # the 96-bit nonce GCM is specified for
 _TAG_BYTES: Final = 16
 _KEY_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _TOKEN: Final = re.compile(r"(v[0-9]{1,3})\.([A-Za-z0-9_-]{1,128})\.([A-Za-z0-9_-]{1,1024})")
+# Entries are separated by commas or newlines, with any spaces around them (a keys file may
+# hold one entry per line).
+_SEPARATOR: Final = re.compile(r"\s*[,\n]\s*")
 _MALFORMED: Final = "malformed sealed secret"
 _REFUSED: Final = "sealed secret not valid for this user or corrupted"
 _KEY_TEXT_HINT: Final = (
@@ -189,7 +192,8 @@ class Keyring:
     def from_string(cls, text: str) -> Keyring:
         """Read ``id:base64key,id:base64key,...``: the first entry is the active key.
 
-        Spaces and newlines around entries are ignored; keys are standard base64 with padding.
+        Entries are separated by commas or newlines (one per line suits a file), and spaces
+        around them are ignored; keys are standard base64 with padding.
         A malformed entry, a duplicate id or a key of the wrong length raises
         :class:`ConfigurationError` naming the entry by its position, never its text.
         """
@@ -202,8 +206,10 @@ class Keyring:
         if not text.strip():
             raise ConfigurationError(f"the key text is empty; {_KEY_TEXT_HINT}")
         keys: dict[str, bytes] = {}
-        for number, entry in enumerate(text.split(","), start=1):
-            key_id, colon, encoded = entry.strip().partition(":")
+        for number, entry in enumerate(_SEPARATOR.split(text.strip()), start=1):
+            key_id, colon, encoded = entry.partition(":")
+            if not entry:
+                raise ConfigurationError(f"key entry {number} is empty; {_KEY_TEXT_HINT}")
             if not colon:
                 raise ConfigurationError(f"key entry {number} has no ':'; {_KEY_TEXT_HINT}")
             _check_key_id(key_id, f"the id of key entry {number}")
