@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import errno
 import io
@@ -37,6 +38,7 @@ from isoms_otp import (
     parse_uri,
 )
 from isoms_otp.qr import qr_svg
+from isoms_otp.sealing import Keyring
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -1203,3 +1205,289 @@ def test_console_script_serves_the_demo(tmp_path: Path) -> None:
         process.wait(timeout=30)
     assert 0 == process.returncode
     assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- keys
+
+OLD_KEY = bytes(range(32))
+NEW_KEY = bytes(range(32, 64))
+OLD_LINE = f"old:{base64.b64encode(OLD_KEY).decode()}"
+NEW_LINE = f"new:{base64.b64encode(NEW_KEY).decode()}"
+OLD = Keyring.from_string(OLD_LINE)
+RING = Keyring.from_string(f"{NEW_LINE},{OLD_LINE}")
+NEW_ONLY = Keyring.from_string(NEW_LINE)
+SECRET = b"12345678901234567890"
+BOTH_KEYS = {"ISOMS_OTP_KEYS": f"{NEW_LINE},{OLD_LINE}"}
+
+
+def assert_no_key_material(text: str) -> None:
+    for key in (OLD_KEY, NEW_KEY):
+        assert base64.b64encode(key).decode()[:16] not in text
+
+
+# --------------------------------------------------------------------------- generate
+
+
+def test_generate_prints_a_key_line(run: RunCli) -> None:
+    """The line reads back as a one-key ring; the id is the date plus a random suffix."""
+    result = run("keys", "generate")
+    assert 0 == result.status
+    (entry,) = result.out.splitlines()
+    ring = Keyring.from_string(entry)
+    assert re.fullmatch(r"2023-11-14-[0-9a-f]{6}", ring.active)  # the runtime clock's day
+    assert "keep the old keys after it" in result.err
+    assert entry.split(":")[1] not in result.err
+    assert run("keys", "generate").out != result.out
+
+
+def test_generate_with_an_id(run: RunCli) -> None:
+    """--id names the key; an id the library refuses is a usage error."""
+    result = run("keys", "generate", "--id", "2026-12")
+    assert ("2026-12",) == Keyring.from_string(result.out.strip()).ids
+    assert_error(run("keys", "generate", "--id", "a:b"), "--id: ", "letters, digits")
+
+
+def test_generate_to_a_private_file(run: RunCli, tmp_path: Path) -> None:
+    """--file writes the line with mode 0600, says so, and never overwrites."""
+    path = tmp_path / "new.key"
+    result = run("keys", "generate", "--id", "k1", "--file", str(path))
+    assert (0, "") == (result.status, result.out)
+    assert f"wrote key 'k1' to {path} (mode 0600)" in result.err
+    assert 0o600 == stat.S_IMODE(path.stat().st_mode)
+    assert ("k1",) == Keyring.from_string(path.read_text(encoding="ascii")).ids
+    assert_error(run("keys", "generate", "--file", str(path)), "it exists")
+
+
+def test_keys_without_the_crypto_extra(run: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without cryptography the keys commands are one error line naming the extra."""
+    monkeypatch.delitem(sys.modules, "isoms_otp.sealing")
+    for name in [name for name in sys.modules if name.split(".")[0] == "cryptography"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    assert_error(run("keys", "generate"), "pip install 'isoms-otp[crypto]'")
+    assert_error(run("keys", "rewrap", environ=BOTH_KEYS), "pip install 'isoms-otp[crypto]'")
+
+
+def test_keys_needs_an_action(run: RunCli) -> None:
+    """`keys` alone is a usage error listing its actions."""
+    assert_error(run("keys"), "required")
+
+
+# --------------------------------------------------------------------------- rewrap
+
+
+def rows(*pairs: tuple[str, str]) -> str:
+    return "".join(f"{user}\t{token}\n" for user, token in pairs)
+
+
+def test_rewrap_mixed_input(run: RunCli) -> None:
+    """Old tokens are rewrapped, current ones kept, bad lines refused by number, never echoed."""
+    old = OLD.seal(SECRET, user="alice")
+    current = RING.seal(SECRET, user="bob")
+    bobs = RING.seal(b"bob's secret", user="bob")
+    lines = [
+        f"alice\t{old}\n",  # 1 rewrapped
+        f"bob\t{current}\n",  # 2 already current
+        f"carol\t{bobs}\n",  # 3 another user's token
+        "no tab here\n",  # 4
+        "\n",  # 5
+        f"dave\t{old[:-3]}\n",  # 6 truncated
+        f"erin\t{Keyring({'gone': NEW_KEY}, active='gone').seal(SECRET, user='erin')}\n",  # 7
+        "frank\tv1.\xe9\n",  # 8
+        f"\t{old}\n",  # 9 no user
+        f"alice\t{OLD.seal(SECRET, user='alice')}\r\n",  # 10 rewrapped (CRLF)
+    ]
+    stdin = "".join(lines).encode() + b"x\t\xff\n"  # 11 not UTF-8
+    stdin += f"bob\t{current}".encode()  # 12 current, no final newline
+    result = run("keys", "rewrap", stdin=stdin, environ=BOTH_KEYS)
+    assert 1 == result.status
+    out = result.out.splitlines()
+    assert [user for user, _ in (row.split("\t") for row in out)] == [
+        "alice",
+        "bob",
+        "alice",
+        "bob",
+    ]
+    users_tokens = [row.split("\t") for row in out]
+    for user, token in users_tokens:
+        assert not RING.needs_rewrap(token)
+        assert SECRET == NEW_ONLY.open(token, user=user)
+    assert current == users_tokens[1][1]
+    err = result.err
+    assert "sealing under key 'new'; opening with 'new', 'old'" in err
+    for number, reason in [
+        (3, "not valid for this user or corrupted"),
+        (4, "expected user<TAB>token"),
+        (5, "expected user<TAB>token"),
+        (6, "malformed"),
+        (7, "unknown key id 'gone'"),
+        (8, "malformed"),
+        (9, "user must be 1 to 1024 bytes"),
+        (11, "not UTF-8"),
+    ]:
+        (said,) = [text for text in err.splitlines() if f" line {number} refused: " in text]
+        assert reason in said
+    assert err.endswith(
+        "keys rewrap: done, 12 lines: 2 rewrapped, 2 already current, 8 refused "
+        "(lines 3, 4, 5, 6, 7, 8, 9, 11)\n"
+    )
+    for token in (old, current, bobs):
+        assert token.split(".")[2][:10] not in err
+    assert "no tab here" not in err
+    assert_no_key_material(result.out + err)
+
+
+def test_rewrap_from_a_keys_file(run: RunCli, tmp_path: Path) -> None:
+    """--keys-file holds the same text, one entry per line if you like; it wins over the env."""
+    path = tmp_path / "ring.keys"
+    path.write_text(f"{NEW_LINE}\n{OLD_LINE}\n", encoding="ascii")
+    old = OLD.seal(SECRET, user="alice")
+    environ = {"ISOMS_OTP_KEYS": OLD_LINE}
+    result = run(
+        "keys", "rewrap", "--keys-file", str(path), stdin=rows(("alice", old)), environ=environ
+    )
+    assert 0 == result.status
+    user, token = result.out.rstrip("\n").split("\t")
+    assert SECRET == NEW_ONLY.open(token, user=user)
+    assert result.err.endswith("done, 1 lines: 1 rewrapped, 0 already current, 0 refused\n")
+
+
+def test_rewrap_empty_input(run: RunCli) -> None:
+    """No lines is a clean run with zero counts."""
+    result = run("keys", "rewrap", environ=BOTH_KEYS)
+    assert (0, "") == (result.status, result.out)
+    assert "done, 0 lines: 0 rewrapped, 0 already current, 0 refused" in result.err
+
+
+def test_rewrap_refuses_an_overlong_line_without_reading_it_whole(run: RunCli) -> None:
+    """A line past the bound is refused and skipped; the lines after it still run."""
+    old = OLD.seal(SECRET, user="alice")
+    stdin = ("x" * (3 * cli.MAX_REWRAP_LINE) + "\n" + rows(("alice", old))).encode()
+    result = run("keys", "rewrap", stdin=stdin, environ=BOTH_KEYS)
+    assert 1 == result.status
+    assert f"line 1 refused: longer than {cli.MAX_REWRAP_LINE} bytes" in result.err
+    assert 1 == len(result.out.splitlines())
+    just_long_enough = "a\t" + "v" * (cli.MAX_REWRAP_LINE - 3) + "\n"
+    assert len(just_long_enough) == cli.MAX_REWRAP_LINE
+    result = run("keys", "rewrap", stdin=just_long_enough, environ=BOTH_KEYS)
+    assert "line 1 refused: malformed sealed secret: longer than 1024" in result.err
+    overlong_last = "x" * (cli.MAX_REWRAP_LINE + 1)  # no newline at all
+    result = run("keys", "rewrap", stdin=overlong_last, environ=BOTH_KEYS)
+    assert "line 1 refused: longer than" in result.err
+
+
+def test_rewrap_progress_and_refusal_cap(run: RunCli) -> None:
+    """Progress lines every N lines; only the first 100 refusals are named one by one."""
+    bad = 105
+    result = run(
+        "keys", "rewrap", "--progress-every", "50", stdin="junk\n" * bad, environ=BOTH_KEYS
+    )
+    err = result.err
+    assert 1 == result.status
+    assert "keys rewrap: 50 lines read (0 rewrapped, 0 already current, 50 refused)" in err
+    assert "keys rewrap: 100 lines read" in err
+    assert cli.LISTED_REFUSALS == err.count(" refused: expected user<TAB>token")
+    assert "further refused lines are only counted" in err
+    assert err.endswith(f"and {bad - cli.LISTED_REFUSALS} more)\n")
+    quiet = run("keys", "rewrap", "--progress-every", "0", stdin="junk\n" * 60, environ=BOTH_KEYS)
+    assert "lines read" not in quiet.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "fragment"),
+    [
+        ([], {}, "no keys: set ISOMS_OTP_KEYS"),
+        ([], {"ISOMS_OTP_KEYS": base64.b64encode(NEW_KEY).decode()}, "ISOMS_OTP_KEYS: key entry 1"),
+        ([], {"ISOMS_OTP_KEYS": ""}, "ISOMS_OTP_KEYS: the key text is empty"),
+        (["--keys-file", "/nonexistent/ring.keys"], {}, "cannot read --keys-file"),
+        (["--progress-every", "-1"], BOTH_KEYS, "--progress-every"),
+    ],
+)
+def test_rewrap_key_errors(
+    run: RunCli, argv: list[str], environ: dict[str, str], fragment: str
+) -> None:
+    """Missing or malformed keys are one error line, status 2, showing no key."""
+    result = run("keys", "rewrap", *argv, environ=environ)
+    assert_error(result, fragment)
+    assert_no_key_material(result.err)
+
+
+def test_rewrap_keys_file_errors(run: RunCli, tmp_path: Path) -> None:
+    """A keys file that is not UTF-8, or holds a bad entry, is refused without showing it."""
+    path = tmp_path / "ring.keys"
+    path.write_bytes(b"\xff\xfe")
+    assert_error(run("keys", "rewrap", "--keys-file", str(path)), "--keys-file is not UTF-8")
+    path.write_text(f"{NEW_LINE},{NEW_LINE}", encoding="ascii")
+    result = run("keys", "rewrap", "--keys-file", str(path))
+    assert_error(result, "--keys-file: key entry 2 repeats the key id 'new'")
+    assert_no_key_material(result.err)
+
+
+def test_rewrap_closed_stdin(run: RunCli) -> None:
+    """With stdin closed there is nothing to read: an error."""
+    assert_error(run("keys", "rewrap", stdin=None, environ=BOTH_KEYS), "stdin is closed")
+
+
+# --------------------------------------------------------------------------- a whole rotation
+
+
+def console_script() -> str:
+    script = Path(sys.executable).parent / "isoms-otp"
+    if not script.exists():
+        pytest.fail(f"the isoms-otp console script is not installed beside {sys.executable}")
+    return str(script)
+
+
+def rewrap_process(stdin: bytes, keys: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "ISOMS_OTP_KEYS": keys}
+    return subprocess.run(
+        [console_script(), "keys", "rewrap"],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_rotation_of_100000_tokens_through_the_console_script() -> None:
+    """Seal 100,000 rows under the old key, rotate with the CLI, then drop the old key.
+
+    Every 10,000th row holds another user's token: it is refused by line number and the rest
+    carry on. After the rewrap, a ring without the old key opens every row (a second pass finds
+    them all current), while the old tokens name the dropped key.
+    """
+    count = 100_000
+    secrets = [os.urandom(20) for _ in range(count)]
+    users = [f"user{n}" for n in range(count)]
+    tokens = [OLD.seal(secret, user=user) for secret, user in zip(secrets, users, strict=True)]
+    swapped = set(range(0, count, 10_000))
+    for n in swapped:
+        tokens[n] = tokens[n + 1]
+    original = "".join(f"{u}\t{t}\n" for u, t in zip(users, tokens, strict=True)).encode()
+
+    first = rewrap_process(original, f"{NEW_LINE},{OLD_LINE}")
+    assert 1 == first.returncode
+    err = first.stderr.decode()
+    listed = ", ".join(str(n + 1) for n in sorted(swapped))
+    assert err.endswith(
+        f"done, {count} lines: {count - len(swapped)} rewrapped, 0 already current, "
+        f"{len(swapped)} refused (lines {listed})\n"
+    )
+    assert 10 == err.count("lines read")  # progress every 10,000 lines
+    assert_no_key_material(err)
+    rewrapped = first.stdout.decode().splitlines()
+    assert count - len(swapped) == len(rewrapped)
+    kept = [n for n in range(count) if n not in swapped]
+    for n, row in zip(kept[::997], rewrapped[::997], strict=True):
+        user, token = row.split("\t")
+        assert (users[n], secrets[n]) == (user, NEW_ONLY.open(token, user=user))
+
+    second = rewrap_process(first.stdout, NEW_LINE)  # the old key is gone now
+    assert (0, first.stdout) == (second.returncode, second.stdout)
+    assert second.stderr.decode().endswith(
+        f"done, {len(kept)} lines: 0 rewrapped, {len(kept)} already current, 0 refused\n"
+    )
+    stale = rewrap_process(original[: original.index(b"\n", 200) + 1], NEW_LINE)
+    assert 1 == stale.returncode
+    assert "unknown key id 'old'" in stale.stderr.decode()

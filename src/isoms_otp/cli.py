@@ -259,9 +259,8 @@ class _Parser(argparse.ArgumentParser):
     def _print_message(self, message: str, file: object = None) -> None:
         # argparse writes help and --version to sys.stdout and errors to sys.stderr: use the
         # streams the command was given instead.
-        if message:
-            stream = self._runtime.stderr if file is sys.stderr else self._runtime.stdout
-            stream.write(message)
+        stream = self._runtime.stderr if file is sys.stderr else self._runtime.stdout
+        stream.write(message)
 
     def add_command(self, commands: Any, name: str, **kwargs: Any) -> _Parser:
         """Add the subcommand ``name`` to ``commands`` (from add_subparsers), with our streams."""
@@ -1256,11 +1255,11 @@ def _rewrap_line(ring: Keyring, raw: bytes) -> tuple[str, str]:
     if not tab:
         return "refused", "expected user<TAB>token"
     try:
-        current = not ring.needs_rewrap(token)
-        token = ring.rewrap(token, user=user)
+        wrapped = ring.rewrap(token, user=user)
     except (InvalidSecretError, ConfigurationError) as exc:
         return "refused", str(exc)  # our messages never hold the token or the secret
-    return "current" if current else "rewrapped", f"{user}\t{token}\n"
+    # rewrap() returns a current token as it is; a new seal never equals it (a fresh nonce).
+    return "current" if wrapped == token else "rewrapped", f"{user}\t{wrapped}\n"
 
 
 # --------------------------------------------------------------------------- entry points

@@ -66,19 +66,25 @@ _KEY_TEXT_HINT: Final = (
 )
 
 
+_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
+# The symbols that may end unpadded base64url of 1 or 2 bytes in the last group: the unused low
+# bits must be zero, else two spellings would carry the same bytes (and a changed character
+# could still open).
+_LAST_SYMBOL: Final = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+
 def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_TO_URLSAFE).decode()
 
 
 def _b64decode(text: str) -> bytes | None:
-    """Decode unpadded base64url; ``None`` unless ``text`` is the one canonical spelling."""
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+    """Decode unpadded base64url (checked alphabet); ``None`` unless it is the canonical form."""
+    remainder = len(text) % 4
+    if remainder == 1 or (remainder and text[-1] not in _LAST_SYMBOL[remainder]):
         return None
-    # Unused low bits of the last symbol would let two spellings carry the same bytes: a changed
-    # character must never still open.
-    return data if _b64encode(data) == text else None
+    padded = text.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-remainder % 4)
+    return binascii.a2b_base64(padded)
 
 
 def _check_key_id(key_id: object, what: str) -> str:
@@ -109,13 +115,14 @@ def _user_bytes(user: object) -> bytes:
     return data
 
 
-def _associated_data(key_id: str, user: bytes) -> bytes:
-    # Purpose, version and key id have fixed or prefixed lengths, so the user id, last, cannot
-    # run into them: no two (key id, user) pairs give the same bytes.
+def _associated_head(key_id: str) -> bytes:
+    """Return the associated data that comes before the user id.
+
+    Purpose, version and key id have fixed or prefixed lengths, so the user id, last, cannot
+    run into them: no two (key id, user) pairs give the same associated data.
+    """
     raw_id = key_id.encode("ascii")
-    return b"".join(
-        (_PURPOSE, b"\x00", _VERSION.encode("ascii"), bytes([len(raw_id)]), raw_id, user)
-    )
+    return b"".join((_PURPOSE, b"\x00", _VERSION.encode("ascii"), bytes([len(raw_id)]), raw_id))
 
 
 class Keyring:
@@ -128,10 +135,13 @@ class Keyring:
     threads.
     """
 
-    __slots__ = ("_active", "_ciphers")
+    __slots__ = ("_active", "_ciphers", "_encoded_ids", "_prefix")
 
     _active: str
-    _ciphers: dict[str, AESGCM]
+    # Each key id's cipher and the head of its associated data.
+    _ciphers: dict[str, tuple[AESGCM, bytes]]
+    _encoded_ids: dict[str, str]
+    _prefix: str
 
     def __init__(self, keys: Mapping[str, bytes], *, active: str) -> None:
         if not isinstance(keys, Mapping):
@@ -141,7 +151,7 @@ class Keyring:
                 f"a key ring holds 1 to {MAX_KEYS} keys (got {len(keys)}): "
                 "generate one with Keyring.generate_key()"
             )
-        ciphers: dict[str, AESGCM] = {}
+        ciphers: dict[str, tuple[AESGCM, bytes]] = {}
         for key_id, key in keys.items():
             _check_key_id(key_id, "a key id")
             if type(key) is not bytes:
@@ -151,7 +161,7 @@ class Keyring:
                     f"key {key_id!r} is {len(key)} bytes; AES-256 needs exactly {KEY_BYTES} "
                     "(use Keyring.generate_key())"
                 )
-            ciphers[key_id] = AESGCM(key)
+            ciphers[key_id] = (AESGCM(key), _associated_head(key_id))
         _check_key_id(active, "active")
         if active not in ciphers:
             raise ConfigurationError(
@@ -159,6 +169,10 @@ class Keyring:
             )
         object.__setattr__(self, "_ciphers", ciphers)
         object.__setattr__(self, "_active", active)
+        # Done once here, not per token: the encoded form of each id, and the start of a token.
+        encoded = {_b64encode(key_id.encode("ascii")): key_id for key_id in ciphers}
+        object.__setattr__(self, "_encoded_ids", encoded)
+        object.__setattr__(self, "_prefix", f"{_VERSION}.{_b64encode(active.encode('ascii'))}.")
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -257,10 +271,12 @@ class Keyring:
             raise InvalidSecretError(
                 f"a sealed secret is 1 to {MAX_SECRET_BYTES} bytes (got {len(secret)})"
             )
-        associated = _associated_data(self._active, _user_bytes(user))
+        return self._seal(secret, _user_bytes(user))
+
+    def _seal(self, secret: bytes, user: bytes) -> str:
+        cipher, head = self._ciphers[self._active]
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = self._ciphers[self._active].encrypt(nonce, secret, associated)
-        return f"{_VERSION}.{_b64encode(self._active.encode('ascii'))}.{_b64encode(nonce + sealed)}"
+        return self._prefix + _b64encode(nonce + cipher.encrypt(nonce, secret, head + user))
 
     def open(self, token: str, *, user: str) -> bytes:
         """Return the secret sealed in ``token`` for ``user``.
@@ -271,15 +287,18 @@ class Keyring:
         truncated one, an unknown version). ``TypeError`` if ``token`` is not a str.
         """
         key_id, payload = self._parse(token)
-        associated = _associated_data(key_id, _user_bytes(user))
-        cipher = self._ciphers.get(key_id)
-        if cipher is None:
+        return self._open(key_id, payload, _user_bytes(user))
+
+    def _open(self, key_id: str, payload: bytes, user: bytes) -> bytes:
+        found = self._ciphers.get(key_id)
+        if found is None:
             raise InvalidSecretError(
                 f"sealed secret names an unknown key id {key_id!r}: it was sealed with a key no "
                 "longer in the ring (restore that key to open it)"
             )
+        cipher, head = found
         try:
-            return cipher.decrypt(payload[:_NONCE_BYTES], payload[_NONCE_BYTES:], associated)
+            return cipher.decrypt(payload[:_NONCE_BYTES], payload[_NONCE_BYTES:], head + user)
         except InvalidTag:
             raise InvalidSecretError(_REFUSED) from None
 
@@ -296,13 +315,15 @@ class Keyring:
     def rewrap(self, token: str, *, user: str) -> str:
         """Open ``token`` for ``user`` and seal the secret again under the active key.
 
-        A token already under the active key is checked (opened) and returned unchanged, so
-        rewrapping twice costs no churn. Errors are those of :meth:`open`.
+        A token already under the active key is checked (opened) and returned unchanged (the
+        same object), so rewrapping twice costs no churn. Errors are those of :meth:`open`.
         """
-        secret = self.open(token, user=user)
-        if not self.needs_rewrap(token):
+        key_id, payload = self._parse(token)
+        raw_user = _user_bytes(user)
+        secret = self._open(key_id, payload, raw_user)
+        if key_id == self._active:
             return token
-        return self.seal(secret, user=user)
+        return self._seal(secret, raw_user)
 
     def _parse(self, token: object) -> tuple[str, bytes]:
         """Split ``token`` into its key id and nonce-ciphertext-tag; refuse any other shape."""
@@ -320,13 +341,17 @@ class Keyring:
             raise InvalidSecretError(
                 f"{_MALFORMED}: unknown version {version} (this library reads {_VERSION})"
             )
-        raw_id = _b64decode(encoded_id)
         payload = _b64decode(encoded_payload)
-        if raw_id is None or payload is None:
+        key_id = self._encoded_ids.get(encoded_id)
+        if key_id is None:  # not one of ours: decode it, to name it in the error
+            raw_id = _b64decode(encoded_id)
+            if raw_id is None or payload is None:
+                raise InvalidSecretError(f"{_MALFORMED}: not base64url")
+            key_id = raw_id.decode("latin-1")
+            if _KEY_ID.fullmatch(key_id) is None:
+                raise InvalidSecretError(f"{_MALFORMED}: the key id is not a valid id")
+        if payload is None:
             raise InvalidSecretError(f"{_MALFORMED}: not base64url")
-        key_id = raw_id.decode("latin-1")
-        if _KEY_ID.fullmatch(key_id) is None:
-            raise InvalidSecretError(f"{_MALFORMED}: the key id is not a valid id")
         if len(payload) <= _NONCE_BYTES + _TAG_BYTES:
             raise InvalidSecretError(f"{_MALFORMED}: truncated")
         return key_id, payload
