@@ -396,10 +396,12 @@ def test_keyring_is_exported_lazily() -> None:
 
 
 def test_without_cryptography_the_module_names_the_extra() -> None:
-    """The core imports without cryptography; isoms_otp.sealing raises MissingExtraError."""
+    """The core and the CLI import without cryptography; sealing raises MissingExtraError."""
     script = (
         "import sys; sys.modules['cryptography'] = None\n"
         "import isoms_otp\n"
+        "import isoms_otp.cli  # the CLI and its demo command import without it too\n"
+        "from isoms_otp import *\n"
         "from isoms_otp import enroll\n"
         "enroll('alice', issuer='iSOMS')\n"
         "try:\n"

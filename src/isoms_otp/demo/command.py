@@ -1,8 +1,8 @@
 """The ``isoms-otp demo`` command: argument parsing and the server loop (Flask imported late).
 
 ``isoms_otp.cli`` registers it with :func:`add_arguments` and :func:`run`; ``python -m
-isoms_otp.demo`` runs :func:`main`. Importing this module does not import Flask, so the CLI
-works without the ``demo`` extra until this command is used.
+isoms_otp.demo`` runs :func:`main`. Importing this module imports neither Flask nor
+cryptography, so the CLI works without the ``demo`` extra until this command is used.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from isoms_otp.exceptions import MissingExtraError, StoreError
-
-from .db import DemoDB
+from isoms_otp.exceptions import MissingExtraError, OTPError
 
 __all__ = ["DEMO_USER", "add_arguments", "main", "run"]
 
@@ -80,8 +78,11 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         from werkzeug.serving import make_server  # noqa: PLC0415 - the optional demo extra
 
         from .app import STORE_EXTENSION, create_app  # noqa: PLC0415
+        from .db import KEYS_SUFFIX, DemoDB  # noqa: PLC0415 - seals with the crypto extra
     except ImportError as exc:
-        error = MissingExtraError("the demo needs Flask: pip install 'isoms-otp[demo]'")
+        error = MissingExtraError(
+            "the demo needs Flask, segno and cryptography: pip install 'isoms-otp[demo]'"
+        )
         print(f"isoms-otp demo: {error} ({exc})", file=err)
         return 2
     logging.basicConfig(
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     )
     try:
         app = create_app(args.db)
-    except (sqlite3.Error, StoreError, OSError) as exc:
+    except (sqlite3.Error, OTPError, OSError) as exc:  # OTPError: such as a bad key file
         print(f"isoms-otp demo: cannot open --db {args.db!r}: {exc}", file=err)
         return 2
     try:
@@ -105,6 +106,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     # The password goes to the terminal only, never to the log.
     print(
         f"isoms-otp demo on http://{host}:{server.server_port}/  (state in {args.db})\n"
+        f"  TOTP secrets are sealed with the key in {args.db}{KEYS_SUFFIX} (mode 0600)\n"
         f"  sign in as {DEMO_USER} with password {password}  (new on every start)\n"
         "  text messages are simulated: see /outbox and the [SIMULATED SMS] log lines\n"
         "  stop with Ctrl-C",
