@@ -1,7 +1,8 @@
-"""The ``isoms-otp`` command: enrol a test account, show and check codes, inspect URIs.
+"""The ``isoms-otp`` command: enrol a test account, show and check codes, inspect URIs, keys.
 
 Installed as the ``isoms-otp`` console script and runnable as ``python -m isoms_otp``. The
-commands are ``enroll``, ``code``, ``verify`` and ``inspect``; ``docs/cli.md`` shows each one.
+commands are ``enroll``, ``code``, ``verify``, ``inspect``, ``keys generate``/``keys rewrap``
+(sealing keys, the ``crypto`` extra) and ``demo``; ``docs/cli.md`` shows each one.
 
 Secrets never travel on the command line, because any user on the machine can read another
 user's argv (``ps``, ``/proc``). ``code`` and ``verify`` read a base32 secret or an
@@ -9,7 +10,8 @@ user's argv (``ps``, ``/proc``). ``code`` and ``verify`` read a base32 secret or
 / ``--uri-file``. Errors are one line on stderr, ``isoms-otp: error: ...``, with exit status 2;
 no message repeats a secret, a URI or a code.
 
-Exit status: 0 success, 1 ``verify`` found no match, 2 an error. Ctrl-C ends ``code --watch``
+Exit status: 0 success, 1 ``verify`` found no match or ``keys rewrap`` refused some lines, 2 an
+error. Ctrl-C ends ``code --watch``
 with status 0, since that is how a watch is meant to end; anywhere else (at the secret prompt,
 say) it ends with 130, the shell's convention for SIGINT, and no traceback.
 """
@@ -292,9 +294,11 @@ examples:
   isoms-otp code --uri-file alice.uri
   isoms-otp verify 123456 --uri-file alice.uri
   isoms-otp inspect < alice.uri
+  isoms-otp keys generate --file new.key
 
 Secrets and URIs are read from stdin or a file, never from the command line.
-Exit status: 0 success, 1 no match (verify), 2 error."""
+Exit status: 0 success, 1 no match (verify) or lines refused (keys rewrap),
+2 error."""
 
 _ENROLL_EPILOG = """\
 examples:
@@ -404,7 +408,8 @@ def _build_parser(runtime: _Runtime) -> _Parser:
     parser = _Parser(
         runtime=runtime,
         prog=PROG,
-        description="Enrol accounts, show and verify TOTP/HOTP codes, inspect otpauth:// URIs.",
+        description="Enrol accounts, show and verify TOTP/HOTP codes, inspect otpauth:// URIs,\n"
+        "make and rotate the keys that seal secrets at rest.",
         epilog=_MAIN_EPILOG,
         formatter_class=_Formatter,
     )
@@ -1298,7 +1303,7 @@ def _main(argv: Sequence[str] | None, runtime: _Runtime) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``isoms-otp`` command with ``argv`` (default ``sys.argv[1:]``); return the status.
 
-    0 success, 1 ``verify`` found no match, 2 an error (one line on stderr, no traceback). The
-    console script passes the result to ``sys.exit``.
+    0 success, 1 ``verify`` found no match or ``keys rewrap`` refused lines, 2 an error (one
+    line on stderr, no traceback). The console script passes the result to ``sys.exit``.
     """
     return _main(argv, _Runtime())
