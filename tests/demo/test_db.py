@@ -232,8 +232,12 @@ def test_database_and_wal_files_are_private(tmp_path: Path) -> None:
     try:
         store.reset("alice", now=0.0)  # a write: the WAL file exists now
         files = sorted(tmp_path.glob("private.sqlite3*"))
-        names = ("private.sqlite3", "private.sqlite3-shm", "private.sqlite3-wal")
-        names += (f"private.sqlite3{KEYS_SUFFIX}",)
+        names = [
+            "private.sqlite3",
+            f"private.sqlite3{KEYS_SUFFIX}",
+            "private.sqlite3-shm",
+            "private.sqlite3-wal",
+        ]
         expected = dict.fromkeys(names, 0o600)
         assert expected == {file.name: file.stat().st_mode & 0o777 for file in files}
     finally:
