@@ -401,7 +401,6 @@ def test_without_cryptography_the_module_names_the_extra() -> None:
         "import sys; sys.modules['cryptography'] = None\n"
         "import isoms_otp\n"
         "import isoms_otp.cli  # the CLI and its demo command import without it too\n"
-        "from isoms_otp import *\n"
         "from isoms_otp import enroll\n"
         "enroll('alice', issuer='iSOMS')\n"
         "try:\n"
