@@ -1348,7 +1348,7 @@ def test_rewrap_from_a_keys_file(run: RunCli, tmp_path: Path) -> None:
     assert 0 == result.status
     user, token = result.out.rstrip("\n").split("\t")
     assert SECRET == NEW_ONLY.open(token, user=user)
-    assert result.err.endswith("done, 1 lines: 1 rewrapped, 0 already current, 0 refused\n")
+    assert result.err.endswith("done, 1 line: 1 rewrapped, 0 already current, 0 refused\n")
 
 
 def test_rewrap_empty_input(run: RunCli) -> None:

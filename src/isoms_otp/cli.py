@@ -1139,7 +1139,7 @@ def _keys_generate(args: _Args, rt: _Runtime) -> int:
     key = Keyring.generate_key()
     try:
         Keyring({key_id: key}, active=key_id)  # the library's own check of the id
-    except (ConfigurationError, TypeError) as exc:
+    except ConfigurationError as exc:
         raise _UsageError(f"--id: {exc}") from None
     entry = f"{key_id}:{base64.b64encode(key).decode('ascii')}"
     if args.file is not None:
@@ -1224,7 +1224,8 @@ def _keys_rewrap(args: _Args, rt: _Runtime) -> int:
         if args.progress_every and number % args.progress_every == 0:
             rt.warn(f"{PROG}: keys rewrap: {number} lines read ({tally.counts()})")
     rt.stdout.flush()
-    summary = f"{PROG}: keys rewrap: done, {tally.lines} lines: {tally.counts()}"
+    lines = f"{tally.lines} line{'' if tally.lines == 1 else 's'}"
+    summary = f"{PROG}: keys rewrap: done, {lines}: {tally.counts()}"
     if tally.refused:
         listed = ", ".join(map(str, tally.refused_lines))
         more = tally.refused - len(tally.refused_lines)
