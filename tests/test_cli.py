@@ -1167,10 +1167,12 @@ def test_console_script() -> None:
     assert (code.returncode, code.stdout) == (0, "94287082\n")
 
 
-def test_demo_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
-    """`isoms-otp demo` is a subcommand; it refuses a non-loopback host before importing Flask."""
-    assert 2 == cli.main(["demo", "--host", "0.0.0.0"])  # noqa: S104 - the address being refused
-    assert "not a loopback address" in capsys.readouterr().err
+def test_demo_command_is_wired(run: RunCli) -> None:
+    """`isoms-otp demo` is a subcommand writing to the CLI's streams; it refuses a non-loopback
+    host before importing Flask."""
+    result = run("demo", "--host", "0.0.0.0")  # noqa: S104 - the address being refused
+    assert (2, "") == (result.status, result.out)
+    assert "not a loopback address" in result.err
 
 
 @pytest.mark.slow
