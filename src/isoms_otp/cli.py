@@ -11,9 +11,9 @@ user's argv (``ps``, ``/proc``). ``code`` and ``verify`` read a base32 secret or
 no message repeats a secret, a URI or a code.
 
 Exit status: 0 success, 1 ``verify`` found no match or ``keys rewrap`` refused some lines, 2 an
-error. Ctrl-C ends ``code --watch``
-with status 0, since that is how a watch is meant to end; anywhere else (at the secret prompt,
-say) it ends with 130, the shell's convention for SIGINT, and no traceback.
+error. Ctrl-C ends ``code --watch`` with status 0, since that is how a watch is meant to end;
+anywhere else (at the secret prompt, say) it ends with 130, the shell's convention for SIGINT,
+and no traceback.
 """
 
 from __future__ import annotations
