@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import dataclasses
 import errno
 import io
 import json
@@ -18,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 from hypothesis import given, settings
@@ -36,6 +38,7 @@ from isoms_otp import (
     parse_uri,
 )
 from isoms_otp.qr import qr_svg
+from isoms_otp.sealing import Keyring
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -79,18 +82,46 @@ class Run:
 RunCli = Callable[..., Run]
 
 
+def text_stream(data: bytes = b"", encoding: str = "utf-8") -> io.TextIOWrapper:
+    """A text stream over bytes, as sys.stdin/stdout are (with a .buffer and an encoding)."""
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, write_through=True)
+
+
+def written(stream: io.TextIOWrapper) -> str:
+    buffer = stream.buffer
+    assert isinstance(buffer, io.BytesIO)
+    return buffer.getvalue().decode(stream.encoding)
+
+
+def call_cli(
+    *argv: str,
+    stdin: str | bytes | TextIO | None = b"",
+    runtime: cli._Runtime | None = None,
+    stdout: io.TextIOWrapper | None = None,
+    **injected: Any,
+) -> Run:
+    """Call the CLI with ``argv`` on streams of its own; return its status and output.
+
+    ``stdin`` is the input (str or bytes), or a stream of its own (None: closed); the other
+    keywords replace fields of the runtime (``getpass``, ``environ``...).
+    """
+    if isinstance(stdin, str):
+        stdin = stdin.encode()
+    source = text_stream(stdin) if isinstance(stdin, bytes) else stdin
+    out = text_stream() if stdout is None else stdout
+    err = text_stream()
+    base = runtime or cli._Runtime(clock=lambda: 1_700_000_000.0)
+    status = cli._main(
+        list(argv),
+        dataclasses.replace(base, stdin=source, stdout=out, stderr=err, **injected),
+    )
+    return Run(status, written(out), written(err))
+
+
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> RunCli:
+def run() -> RunCli:
     """Call the CLI with ``argv`` and ``stdin`` (str or bytes), returning status and output."""
-
-    def call(*argv: str, stdin: str | bytes = b"", runtime: cli._Runtime | None = None) -> Run:
-        data = stdin.encode() if isinstance(stdin, str) else stdin
-        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
-        status = cli._main(list(argv), runtime or cli._Runtime(clock=lambda: 1_700_000_000.0))
-        captured = capsys.readouterr()
-        return Run(status, captured.out, captured.err)
-
-    return call
+    return call_cli
 
 
 def assert_error(result: Run, *fragments: str) -> None:
@@ -216,30 +247,36 @@ def test_mistyped_option_does_not_echo_the_secret(run: RunCli, argv: list[str]) 
     assert KEY not in result.out + result.err
 
 
-def test_ambiguous_option_message_is_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_ambiguous_option_message_is_scrubbed() -> None:
     """Regression: argparse's "ambiguous option" error used to repeat the argument.
 
     With abbreviations off our options cannot be ambiguous, so the message is fed in
     as argparse words it, to pin the scrubbing should a parser ever allow them.
     """
-    parser = cli._Parser(prog="isoms-otp code")
+    err = text_stream()
+    parser = cli._Parser(prog="isoms-otp code", runtime=cli._Runtime(stderr=err))
     with pytest.raises(SystemExit) as exit_info:
         parser.error(f"ambiguous option: --a={KEY} could match --algorithm, --at")
     assert 2 == exit_info.value.code
-    err = capsys.readouterr().err
-    assert "unexpected arguments (not repeated here" in err
-    assert KEY not in err
+    assert "unexpected arguments (not repeated here" in written(err)
+    assert KEY not in written(err)
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every subcommand parser under it, nested ones included."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += all_parsers(sub)
+    return found
 
 
 def test_subcommand_parsers_refuse_abbreviations() -> None:
     """Every parser, the subcommands' included, has prefix matching off."""
-    parser = cli._build_parser()
-    subparsers = next(
-        action for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-    )
-    assert {False} == {parser.allow_abbrev} | {
-        sub.allow_abbrev for sub in subparsers.choices.values()
-    }
+    parsers = all_parsers(cli._build_parser(cli._Runtime()))
+    assert {"isoms-otp keys generate", "isoms-otp keys rewrap"} <= {p.prog for p in parsers}
+    assert {False} == {parser.allow_abbrev for parser in parsers}
 
 
 @pytest.mark.parametrize("option", ["--secret-file", "--uri-file"])
@@ -485,32 +522,23 @@ def test_enroll_without_qr_extra_asked_for_a_qr(
     assert list(tmp_path.iterdir()) == []
 
 
-def ascii_stdout(monkeypatch: pytest.MonkeyPatch) -> io.TextIOWrapper:
-    """Replace stdout by an ASCII-only stream, as on a C locale (call after capsys is active)."""
-    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
-    monkeypatch.setattr(sys, "stdout", stream)
-    return stream
+def ascii_stdout() -> io.TextIOWrapper:
+    """An ASCII-only stdout, as on a C locale."""
+    return text_stream(encoding="ascii")
 
 
-def test_enroll_ascii_terminal_notes_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_enroll_ascii_terminal_notes_it(run: RunCli) -> None:
     """A stdout that cannot show U+2580 gets no QR code and a note on stderr."""
-    stream = ascii_stdout(monkeypatch)
-    assert cli.main(["enroll", "--account", "a"]) == 0
-    stream.flush()
-    assert isinstance(stream.buffer, io.BytesIO)
-    assert b"uri:         otpauth://" in stream.buffer.getvalue()
-    assert "stdout's encoding cannot draw it" in capsys.readouterr().err
+    result = run("enroll", "--account", "a", stdout=ascii_stdout())
+    assert 0 == result.status
+    assert "uri:         otpauth://" in result.out
+    assert "stdout's encoding cannot draw it" in result.err
 
 
-def test_enroll_ascii_terminal_explicit_qr(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_enroll_ascii_terminal_explicit_qr(run: RunCli) -> None:
     """An explicit --qr terminal on such a stdout is an error with the fix."""
-    ascii_stdout(monkeypatch)
-    assert cli.main(["enroll", "--account", "a", "--qr", "terminal"]) == 2
-    assert "PYTHONIOENCODING=utf-8" in capsys.readouterr().err
+    result = run("enroll", "--account", "a", "--qr", "terminal", stdout=ascii_stdout())
+    assert_error(result, "PYTHONIOENCODING=utf-8")
 
 
 # --------------------------------------------------------------------------- code
@@ -688,9 +716,7 @@ def test_code_unreadable_files(run: RunCli, tmp_path: Path, option: str) -> None
     assert_error(run("code", option, str(tmp_path)), f"cannot read {option}", "directory")
 
 
-def test_code_prompts_without_echo_on_a_terminal(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_code_prompts_without_echo_on_a_terminal(run: RunCli) -> None:
     """At a terminal the secret is read with getpass (no echo), not from the visible line."""
     prompts: list[str] = []
 
@@ -698,10 +724,8 @@ def test_code_prompts_without_echo_on_a_terminal(
         prompts.append(prompt)
         return f" {KEY} "
 
-    monkeypatch.setattr(sys, "stdin", Terminal())
-    monkeypatch.setattr("getpass.getpass", fake_getpass)
-    assert cli.main(["code", "--at", "59"]) == 0
-    assert TOTP(decode_secret(KEY)).generate(59) + "\n" == capsys.readouterr().out
+    result = run("code", "--at", "59", stdin=Terminal(), getpass=fake_getpass)
+    assert (0, TOTP(decode_secret(KEY)).generate(59) + "\n") == (result.status, result.out)
     assert prompts == ["Secret or otpauth URI (not shown): "]
 
 
@@ -726,63 +750,55 @@ class Terminal(io.StringIO):
     ids=["ctrl-d", "ctrl-c"],
 )  # fmt: skip
 def test_prompt_interrupted(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    interruption: type[BaseException],
-    status: int,
-    message: str,
+    run: RunCli, interruption: type[BaseException], status: int, message: str
 ) -> None:
     """Ctrl-D at the prompt is empty input; Ctrl-C ends with status 130; no traceback."""
 
     def fake_getpass(prompt: str = "") -> str:
         raise interruption
 
-    monkeypatch.setattr(sys, "stdin", Terminal())
-    monkeypatch.setattr("getpass.getpass", fake_getpass)
-    assert cli.main(["code"]) == status
-    assert (capsys.readouterr().err) == message
+    result = run("code", stdin=Terminal(), getpass=fake_getpass)
+    assert (status, message) == (result.status, result.err)
 
 
-def test_closed_stdin_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_closed_stdin_is_an_error(run: RunCli) -> None:
     """A process started with stdin closed gets an error naming the file options."""
-    monkeypatch.setattr(sys, "stdin", None)
-    assert cli.main(["inspect"]) == 2
-    assert "stdin is closed" in capsys.readouterr().err
+    assert_error(run("inspect", stdin=None), "stdin is closed")
 
 
-def test_closed_stdout_is_an_error(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_closed_stdout_is_an_error(run: RunCli) -> None:
     """An OS error writing the output (such as a closed pipe) is one line, status 2."""
 
-    class Broken(io.StringIO):
+    class Broken(io.TextIOWrapper):
         def write(self, _text: str) -> int:
             raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(KEY.encode())))
-    monkeypatch.setattr(sys, "stdout", Broken())
-    assert cli.main(["code"]) == 2
-    assert capsys.readouterr().err == "isoms-otp: error: Broken pipe\n"
+    result = run("code", stdin=KEY, stdout=Broken(io.BytesIO()))
+    assert (2, "isoms-otp: error: Broken pipe\n") == (result.status, result.err)
+
+
+def test_main_uses_the_process_streams(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main() reads sys.stdin and writes sys.stdout/sys.stderr as they are when it is called."""
+    monkeypatch.setattr(sys, "stdin", text_stream(KEY.encode()))
+    assert 0 == cli.main(["code", "--at", "59"])
+    assert 2 == cli.main(["code", "--at", "59"])  # stdin is used up now: an error on stderr
+    captured = capsys.readouterr()
+    assert TOTP(decode_secret(KEY)).generate(59) + "\n" == captured.out
+    assert "isoms-otp: error: stdin is empty" in captured.err
 
 
 @given(junk=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 @settings(max_examples=200, deadline=None)
 def test_code_junk_stdin_is_a_clean_error(junk: bytes) -> None:
     """Any stdin gives a code (status 0) or one error line (status 2), never a traceback."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin, sys.stdout, sys.stderr = io.TextIOWrapper(io.BytesIO(junk)), stdout, stderr
-    try:
-        status = cli.main(["code", "--at", "59"])
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = saved
-    if status == 0:
-        assert re.fullmatch(r"[0-9]{6}\n", stdout.getvalue())
+    result = call_cli("code", "--at", "59", stdin=junk)
+    if result.status == 0:
+        assert re.fullmatch(r"[0-9]{6}\n", result.out)
     else:
-        assert status == 2
-        assert re.fullmatch(r"isoms-otp: error: [^\n]+\n", stderr.getvalue())
+        assert result.status == 2
+        assert re.fullmatch(r"isoms-otp: error: [^\n]+\n", result.err)
 
 
 # --------------------------------------------------------------------------- code --watch
@@ -1151,10 +1167,12 @@ def test_console_script() -> None:
     assert (code.returncode, code.stdout) == (0, "94287082\n")
 
 
-def test_demo_command_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
-    """`isoms-otp demo` is a subcommand; it refuses a non-loopback host before importing Flask."""
-    assert 2 == cli.main(["demo", "--host", "0.0.0.0"])  # noqa: S104 - the address being refused
-    assert "not a loopback address" in capsys.readouterr().err
+def test_demo_command_is_wired(run: RunCli) -> None:
+    """`isoms-otp demo` is a subcommand writing to the CLI's streams; it refuses a non-loopback
+    host before importing Flask."""
+    result = run("demo", "--host", "0.0.0.0")  # noqa: S104 - the address being refused
+    assert (2, "") == (result.status, result.out)
+    assert "not a loopback address" in result.err
 
 
 @pytest.mark.slow
@@ -1189,3 +1207,289 @@ def test_console_script_serves_the_demo(tmp_path: Path) -> None:
         process.wait(timeout=30)
     assert 0 == process.returncode
     assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- keys
+
+OLD_KEY = bytes(range(32))
+NEW_KEY = bytes(range(32, 64))
+OLD_LINE = f"old:{base64.b64encode(OLD_KEY).decode()}"
+NEW_LINE = f"new:{base64.b64encode(NEW_KEY).decode()}"
+OLD = Keyring.from_string(OLD_LINE)
+RING = Keyring.from_string(f"{NEW_LINE},{OLD_LINE}")
+NEW_ONLY = Keyring.from_string(NEW_LINE)
+SECRET = b"12345678901234567890"
+BOTH_KEYS = {"ISOMS_OTP_KEYS": f"{NEW_LINE},{OLD_LINE}"}
+
+
+def assert_no_key_material(text: str) -> None:
+    for key in (OLD_KEY, NEW_KEY):
+        assert base64.b64encode(key).decode()[:16] not in text
+
+
+# --------------------------------------------------------------------------- generate
+
+
+def test_generate_prints_a_key_line(run: RunCli) -> None:
+    """The line reads back as a one-key ring; the id is the date plus a random suffix."""
+    result = run("keys", "generate")
+    assert 0 == result.status
+    (entry,) = result.out.splitlines()
+    ring = Keyring.from_string(entry)
+    assert re.fullmatch(r"2023-11-14-[0-9a-f]{6}", ring.active)  # the runtime clock's day
+    assert "keep the old keys after it" in result.err
+    assert entry.split(":")[1] not in result.err
+    assert run("keys", "generate").out != result.out
+
+
+def test_generate_with_an_id(run: RunCli) -> None:
+    """--id names the key; an id the library refuses is a usage error."""
+    result = run("keys", "generate", "--id", "2026-12")
+    assert ("2026-12",) == Keyring.from_string(result.out.strip()).ids
+    assert_error(run("keys", "generate", "--id", "a:b"), "--id: ", "letters, digits")
+
+
+def test_generate_to_a_private_file(run: RunCli, tmp_path: Path) -> None:
+    """--file writes the line with mode 0600, says so, and never overwrites."""
+    path = tmp_path / "new.key"
+    result = run("keys", "generate", "--id", "k1", "--file", str(path))
+    assert (0, "") == (result.status, result.out)
+    assert f"wrote key 'k1' to {path} (mode 0600)" in result.err
+    assert 0o600 == stat.S_IMODE(path.stat().st_mode)
+    assert ("k1",) == Keyring.from_string(path.read_text(encoding="ascii")).ids
+    assert_error(run("keys", "generate", "--file", str(path)), "it exists")
+
+
+def test_keys_without_the_crypto_extra(run: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without cryptography the keys commands are one error line naming the extra."""
+    monkeypatch.delitem(sys.modules, "isoms_otp.sealing")
+    for name in [name for name in sys.modules if name.split(".")[0] == "cryptography"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    assert_error(run("keys", "generate"), "pip install 'isoms-otp[crypto]'")
+    assert_error(run("keys", "rewrap", environ=BOTH_KEYS), "pip install 'isoms-otp[crypto]'")
+
+
+def test_keys_needs_an_action(run: RunCli) -> None:
+    """`keys` alone is a usage error listing its actions."""
+    assert_error(run("keys"), "required")
+
+
+# --------------------------------------------------------------------------- rewrap
+
+
+def rows(*pairs: tuple[str, str]) -> str:
+    return "".join(f"{user}\t{token}\n" for user, token in pairs)
+
+
+def test_rewrap_mixed_input(run: RunCli) -> None:
+    """Old tokens are rewrapped, current ones kept, bad lines refused by number, never echoed."""
+    old = OLD.seal(SECRET, user="alice")
+    current = RING.seal(SECRET, user="bob")
+    bobs = RING.seal(b"bob's secret", user="bob")
+    lines = [
+        f"alice\t{old}\n",  # 1 rewrapped
+        f"bob\t{current}\n",  # 2 already current
+        f"carol\t{bobs}\n",  # 3 another user's token
+        "no tab here\n",  # 4
+        "\n",  # 5
+        f"dave\t{old[:-3]}\n",  # 6 truncated
+        f"erin\t{Keyring({'gone': NEW_KEY}, active='gone').seal(SECRET, user='erin')}\n",  # 7
+        "frank\tv1.\xe9\n",  # 8
+        f"\t{old}\n",  # 9 no user
+        f"alice\t{OLD.seal(SECRET, user='alice')}\r\n",  # 10 rewrapped (CRLF)
+    ]
+    stdin = "".join(lines).encode() + b"x\t\xff\n"  # 11 not UTF-8
+    stdin += f"bob\t{current}".encode()  # 12 current, no final newline
+    result = run("keys", "rewrap", stdin=stdin, environ=BOTH_KEYS)
+    assert 1 == result.status
+    out = result.out.splitlines()
+    assert [user for user, _ in (row.split("\t") for row in out)] == [
+        "alice",
+        "bob",
+        "alice",
+        "bob",
+    ]
+    users_tokens = [row.split("\t") for row in out]
+    for user, token in users_tokens:
+        assert not RING.needs_rewrap(token)
+        assert SECRET == NEW_ONLY.open(token, user=user)
+    assert current == users_tokens[1][1]
+    err = result.err
+    assert "sealing under key 'new'; opening with 'new', 'old'" in err
+    for number, reason in [
+        (3, "not valid for this user or corrupted"),
+        (4, "expected user<TAB>token"),
+        (5, "expected user<TAB>token"),
+        (6, "malformed"),
+        (7, "unknown key id 'gone'"),
+        (8, "malformed"),
+        (9, "user must be 1 to 1024 bytes"),
+        (11, "not UTF-8"),
+    ]:
+        (said,) = [text for text in err.splitlines() if f" line {number} refused: " in text]
+        assert reason in said
+    assert err.endswith(
+        "keys rewrap: done, 12 lines: 2 rewrapped, 2 already current, 8 refused "
+        "(lines 3, 4, 5, 6, 7, 8, 9, 11)\n"
+    )
+    for token in (old, current, bobs):
+        assert token.split(".")[2][:10] not in err
+    assert "no tab here" not in err
+    assert_no_key_material(result.out + err)
+
+
+def test_rewrap_from_a_keys_file(run: RunCli, tmp_path: Path) -> None:
+    """--keys-file holds the same text, one entry per line if you like; it wins over the env."""
+    path = tmp_path / "ring.keys"
+    path.write_text(f"{NEW_LINE}\n{OLD_LINE}\n", encoding="ascii")
+    old = OLD.seal(SECRET, user="alice")
+    environ = {"ISOMS_OTP_KEYS": OLD_LINE}
+    result = run(
+        "keys", "rewrap", "--keys-file", str(path), stdin=rows(("alice", old)), environ=environ
+    )
+    assert 0 == result.status
+    user, token = result.out.rstrip("\n").split("\t")
+    assert SECRET == NEW_ONLY.open(token, user=user)
+    assert result.err.endswith("done, 1 line: 1 rewrapped, 0 already current, 0 refused\n")
+
+
+def test_rewrap_empty_input(run: RunCli) -> None:
+    """No lines is a clean run with zero counts."""
+    result = run("keys", "rewrap", environ=BOTH_KEYS)
+    assert (0, "") == (result.status, result.out)
+    assert "done, 0 lines: 0 rewrapped, 0 already current, 0 refused" in result.err
+
+
+def test_rewrap_refuses_an_overlong_line_without_reading_it_whole(run: RunCli) -> None:
+    """A line past the bound is refused and skipped; the lines after it still run."""
+    old = OLD.seal(SECRET, user="alice")
+    stdin = ("x" * (3 * cli.MAX_REWRAP_LINE) + "\n" + rows(("alice", old))).encode()
+    result = run("keys", "rewrap", stdin=stdin, environ=BOTH_KEYS)
+    assert 1 == result.status
+    assert f"line 1 refused: longer than {cli.MAX_REWRAP_LINE} bytes" in result.err
+    assert 1 == len(result.out.splitlines())
+    just_long_enough = "a\t" + "v" * (cli.MAX_REWRAP_LINE - 3) + "\n"
+    assert len(just_long_enough) == cli.MAX_REWRAP_LINE
+    result = run("keys", "rewrap", stdin=just_long_enough, environ=BOTH_KEYS)
+    assert "line 1 refused: malformed sealed secret: longer than 1024" in result.err
+    overlong_last = "x" * (cli.MAX_REWRAP_LINE + 1)  # no newline at all
+    result = run("keys", "rewrap", stdin=overlong_last, environ=BOTH_KEYS)
+    assert "line 1 refused: longer than" in result.err
+
+
+def test_rewrap_progress_and_refusal_cap(run: RunCli) -> None:
+    """Progress lines every N lines; only the first 100 refusals are named one by one."""
+    bad = 105
+    result = run(
+        "keys", "rewrap", "--progress-every", "50", stdin="junk\n" * bad, environ=BOTH_KEYS
+    )
+    err = result.err
+    assert 1 == result.status
+    assert "keys rewrap: 50 lines read (0 rewrapped, 0 already current, 50 refused)" in err
+    assert "keys rewrap: 100 lines read" in err
+    assert cli.LISTED_REFUSALS == err.count(" refused: expected user<TAB>token")
+    assert "further refused lines are only counted" in err
+    assert err.endswith(f"and {bad - cli.LISTED_REFUSALS} more)\n")
+    quiet = run("keys", "rewrap", "--progress-every", "0", stdin="junk\n" * 60, environ=BOTH_KEYS)
+    assert "lines read" not in quiet.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "fragment"),
+    [
+        ([], {}, "no keys: set ISOMS_OTP_KEYS"),
+        ([], {"ISOMS_OTP_KEYS": base64.b64encode(NEW_KEY).decode()}, "ISOMS_OTP_KEYS: key entry 1"),
+        ([], {"ISOMS_OTP_KEYS": ""}, "ISOMS_OTP_KEYS: the key text is empty"),
+        (["--keys-file", "/nonexistent/ring.keys"], {}, "cannot read --keys-file"),
+        (["--progress-every", "-1"], BOTH_KEYS, "--progress-every"),
+    ],
+)
+def test_rewrap_key_errors(
+    run: RunCli, argv: list[str], environ: dict[str, str], fragment: str
+) -> None:
+    """Missing or malformed keys are one error line, status 2, showing no key."""
+    result = run("keys", "rewrap", *argv, environ=environ)
+    assert_error(result, fragment)
+    assert_no_key_material(result.err)
+
+
+def test_rewrap_keys_file_errors(run: RunCli, tmp_path: Path) -> None:
+    """A keys file that is not UTF-8, or holds a bad entry, is refused without showing it."""
+    path = tmp_path / "ring.keys"
+    path.write_bytes(b"\xff\xfe")
+    assert_error(run("keys", "rewrap", "--keys-file", str(path)), "--keys-file is not UTF-8")
+    path.write_text(f"{NEW_LINE},{NEW_LINE}", encoding="ascii")
+    result = run("keys", "rewrap", "--keys-file", str(path))
+    assert_error(result, "--keys-file: key entry 2 repeats the key id 'new'")
+    assert_no_key_material(result.err)
+
+
+def test_rewrap_closed_stdin(run: RunCli) -> None:
+    """With stdin closed there is nothing to read: an error."""
+    assert_error(run("keys", "rewrap", stdin=None, environ=BOTH_KEYS), "stdin is closed")
+
+
+# --------------------------------------------------------------------------- a whole rotation
+
+
+def console_script() -> str:
+    script = Path(sys.executable).parent / "isoms-otp"
+    if not script.exists():
+        pytest.fail(f"the isoms-otp console script is not installed beside {sys.executable}")
+    return str(script)
+
+
+def rewrap_process(stdin: bytes, keys: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "ISOMS_OTP_KEYS": keys}
+    return subprocess.run(
+        [console_script(), "keys", "rewrap"],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_rotation_of_100000_tokens_through_the_console_script() -> None:
+    """Seal 100,000 rows under the old key, rotate with the CLI, then drop the old key.
+
+    Every 10,000th row holds another user's token: it is refused by line number and the rest
+    carry on. After the rewrap, a ring without the old key opens every row (a second pass finds
+    them all current), while the old tokens name the dropped key.
+    """
+    count = 100_000
+    secrets = [os.urandom(20) for _ in range(count)]
+    users = [f"user{n}" for n in range(count)]
+    tokens = [OLD.seal(secret, user=user) for secret, user in zip(secrets, users, strict=True)]
+    swapped = set(range(0, count, 10_000))
+    for n in swapped:
+        tokens[n] = tokens[n + 1]
+    original = "".join(f"{u}\t{t}\n" for u, t in zip(users, tokens, strict=True)).encode()
+
+    first = rewrap_process(original, f"{NEW_LINE},{OLD_LINE}")
+    assert 1 == first.returncode
+    err = first.stderr.decode()
+    listed = ", ".join(str(n + 1) for n in sorted(swapped))
+    assert err.endswith(
+        f"done, {count} lines: {count - len(swapped)} rewrapped, 0 already current, "
+        f"{len(swapped)} refused (lines {listed})\n"
+    )
+    assert 10 == err.count("lines read")  # progress every 10,000 lines
+    assert_no_key_material(err)
+    rewrapped = first.stdout.decode().splitlines()
+    assert count - len(swapped) == len(rewrapped)
+    kept = [n for n in range(count) if n not in swapped]
+    for n, row in zip(kept[::997], rewrapped[::997], strict=True):
+        user, token = row.split("\t")
+        assert (users[n], secrets[n]) == (user, NEW_ONLY.open(token, user=user))
+
+    second = rewrap_process(first.stdout, NEW_LINE)  # the old key is gone now
+    assert (0, first.stdout) == (second.returncode, second.stdout)
+    assert second.stderr.decode().endswith(
+        f"done, {len(kept)} lines: 0 rewrapped, {len(kept)} already current, 0 refused\n"
+    )
+    stale = rewrap_process(original[: original.index(b"\n", 200) + 1], NEW_LINE)
+    assert 1 == stale.returncode
+    assert "unknown key id 'old'" in stale.stderr.decode()

@@ -24,8 +24,10 @@ from isoms_otp import (
     StoreError,
     decode_secret,
     encode_secret,
+    enroll,
     generate_secret,
 )
+from isoms_otp.sealing import Keyring
 
 
 def enrol() -> tuple[bytes, str]:
@@ -96,6 +98,22 @@ def errors() -> list[type[Exception]]:
     return caught
 
 
+def sealing(secret: bytes) -> bytes:
+    """Seal at activation, open at sign-in, rotate: as users type it."""
+    ring = Keyring({"k1": Keyring.generate_key()}, active="k1")
+    also: Keyring = isoms_otp.Keyring.from_string(f"k2:{'A' * 43}=")
+    token: str = enroll("alice", issuer="iSOMS").sealed(ring, user="alice")
+    row: str = ring.seal(secret, user="alice")
+    needs: bool = also.needs_rewrap(row)
+    assert needs
+    assert ring.rewrap(row, user="alice") == row
+    ids: tuple[str, ...] = ring.ids
+    active: str = ring.active
+    assert active in ids
+    assert token != row
+    return ring.open(row, user="alice")
+
+
 def misuse(totp: TOTP, hotp: HOTP) -> None:
     """Mistakes the type checker must catch (this function is never called)."""
     totp.verify(123456)  # type: ignore[arg-type]
@@ -108,6 +126,10 @@ def misuse(totp: TOTP, hotp: HOTP) -> None:
     decode_secret(b"JBSWY3DP")  # type: ignore[arg-type]
     encode_secret("JBSWY3DP")  # type: ignore[arg-type]
     Match(1, 0)  # type: ignore[call-arg]
+    ring = Keyring({"k": bytes(32)}, active="k")
+    ring.seal(b"secret")  # type: ignore[call-arg]
+    ring.open(b"v1.x.y", user="alice")  # type: ignore[arg-type]
+    ring.seal("secret", user="alice")  # type: ignore[arg-type]
 
 
 def recovery(secret: bytes) -> int:
@@ -173,5 +195,6 @@ def main() -> None:
     assert sign_in_service(secret, totp.generate(), "198.51.100.7")
     assert len(errors()) == 6
     assert recovery(secret) == 8
+    assert sealing(secret) == secret
     version: str = isoms_otp.__version__
     assert version

@@ -30,6 +30,7 @@ from .uri import OTPAuthURI, build_uri, parse_uri
 from .verifier import IssuedCodes, Verdict, Verifier
 
 if TYPE_CHECKING:
+    from .sealing import Keyring as Keyring
     from .stores.redis import RedisStore
 
 __version__ = "0.1.0"
@@ -72,9 +73,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # RedisStore is resolved on first use so that the core imports without the redis extra.
+    # RedisStore and Keyring are resolved on first use so that the core imports without the
+    # redis and crypto extras. Keyring stays out of __all__: `import *` would resolve it.
     if name == "RedisStore":
         from .stores.redis import RedisStore  # noqa: PLC0415
 
         return RedisStore
+    if name == "Keyring":
+        from .sealing import Keyring  # noqa: PLC0415
+
+        return Keyring
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

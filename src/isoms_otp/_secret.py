@@ -15,7 +15,7 @@ from ._limits import (
 )
 from .exceptions import ConfigurationError, InvalidSecretError
 
-__all__ = ["check_secret", "decode_secret", "encode_secret", "generate_secret"]
+__all__ = ["check_secret", "decode_secret", "encode_secret", "generate_secret", "grouped_secret"]
 
 # Groups of base32 symbols, separated by single spaces or hyphens (as sites print keys for manual
 # entry: "JBSW Y3DP" or "jbsw-y3dp"), then optional "=" padding. Explicit ASCII classes, no \w or
@@ -26,6 +26,8 @@ _OUTER_WHITESPACE = " \t\r\n"
 _VALID_REMAINDERS = frozenset({0, 2, 4, 5, 7})
 # The RFC 4648 base32 alphabet (values 0-31, in order; either letter case) renamed to the digits
 # int(text, 32) reads; the ASCII digits outside the alphabet become "!", which int() refuses.
+# Manual-entry screens show the key in groups of four.
+_GROUP = 4
 _BASE32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _TO_INT_DIGITS = {
     **str.maketrans(_BASE32_ALPHABET, "0123456789abcdefghijklmnopqrstuv"),
@@ -68,6 +70,15 @@ def encode_secret(secret: bytes) -> str:
     if size > MAX_SECRET_BYTES:
         raise InvalidSecretError(f"the secret is {size} bytes; the limit is {MAX_SECRET_BYTES}")
     return base64.b32encode(raw).decode("ascii").rstrip("=")
+
+
+def grouped_secret(secret: bytes) -> str:
+    """Return ``secret`` in base32 in groups of four, as manual-entry screens show it.
+
+    Such as ``"JBSW Y3DP EHPK 3PXP"``; :func:`decode_secret` reads this form back.
+    """
+    text = encode_secret(secret)
+    return " ".join(text[i : i + _GROUP] for i in range(0, len(text), _GROUP))
 
 
 def decode_secret(text: str) -> bytes:

@@ -1,7 +1,8 @@
-"""The ``isoms-otp`` command: enrol a test account, show and check codes, inspect URIs.
+"""The ``isoms-otp`` command: enrol a test account, show and check codes, inspect URIs, keys.
 
 Installed as the ``isoms-otp`` console script and runnable as ``python -m isoms_otp``. The
-commands are ``enroll``, ``code``, ``verify`` and ``inspect``; ``docs/cli.md`` shows each one.
+commands are ``enroll``, ``code``, ``verify``, ``inspect``, ``keys generate``/``keys rewrap``
+(sealing keys, the ``crypto`` extra) and ``demo``; ``docs/cli.md`` shows each one.
 
 Secrets never travel on the command line, because any user on the machine can read another
 user's argv (``ps``, ``/proc``). ``code`` and ``verify`` read a base32 secret or an
@@ -9,29 +10,33 @@ user's argv (``ps``, ``/proc``). ``code`` and ``verify`` read a base32 secret or
 / ``--uri-file``. Errors are one line on stderr, ``isoms-otp: error: ...``, with exit status 2;
 no message repeats a secret, a URI or a code.
 
-Exit status: 0 success, 1 ``verify`` found no match, 2 an error. Ctrl-C ends ``code --watch``
-with status 0, since that is how a watch is meant to end; anywhere else (at the secret prompt,
-say) it ends with 130, the shell's convention for SIGINT, and no traceback.
+Exit status: 0 success, 1 ``verify`` found no match or ``keys rewrap`` refused some lines, 2 an
+error. Ctrl-C ends ``code --watch`` with status 0, since that is how a watch is meant to end;
+anywhere else (at the secret prompt, say) it ends with 130, the shell's convention for SIGINT,
+and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import getpass
 import json
 import math
 import os
 import re
+import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, NoReturn, TextIO
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 from . import __version__, _cli_store
 from ._code import normalize_code
+from ._hmac import ALGORITHMS, normalize_algorithm
 from ._hotp import HOTP
 from ._limits import (
     LEGACY_MIN_SECRET_BYTES,
@@ -43,13 +48,22 @@ from ._limits import (
     MIN_DIGITS,
     MIN_SECRET_BYTES,
 )
-from ._secret import decode_secret, encode_secret, generate_secret
+from ._secret import decode_secret, encode_secret, generate_secret, grouped_secret
 from ._totp import TOTP
 from .compat import APPS, Finding, check_compatibility
 from .demo import command as _demo_command  # argument parsing only: Flask is imported on use
-from .exceptions import InvalidSecretError, InvalidURIError, MissingExtraError, OTPError
+from .exceptions import (
+    ConfigurationError,
+    InvalidSecretError,
+    InvalidURIError,
+    MissingExtraError,
+    OTPError,
+)
 from .qr import qr_png, qr_svg, qr_terminal
 from .uri import OTPAuthURI, build_uri, parse_uri
+
+if TYPE_CHECKING:
+    from .sealing import Keyring
 
 __all__ = ["main"]
 
@@ -62,26 +76,110 @@ DEFAULT_ISSUER: Final = "iSOMS"
 BAR_WIDTH: Final = 20
 
 _EXTRA_HINT: Final = "pip install 'isoms-otp[qr]'"
+_KEYS_VARIABLE: Final = "ISOMS_OTP_KEYS"
+#: Longest ``user<TAB>token`` line ``keys rewrap`` reads, in bytes (a user id of up to 1024
+#: bytes and a token of up to 1024 characters fit); a longer line is refused, not read whole.
+MAX_REWRAP_LINE: Final = 4096
+#: How many refused lines ``keys rewrap`` names one by one; later ones are only counted.
+LISTED_REFUSALS: Final = 100
 _SCHEME: Final = "otpauth:"
 _DECIMAL: Final = re.compile(r"[0-9]{1,20}")
 _UNIX_SECONDS: Final = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
-_ALGORITHMS: Final = ("SHA1", "SHA256", "SHA512")
 _FILE_KINDS: Final = {"--svg": "SVG QR code", "--png": "PNG QR code", "--save-uri": "URI"}
-# Manual-entry screens show the key in groups of four; decode_secret() reads the groups back.
-_GROUP: Final = 4
 
 
 class _UsageError(Exception):
     """A usage problem found after parsing; the message is printed as is (never a secret)."""
 
 
+class _Args(argparse.Namespace):
+    """The parsed command line, typed: each command reads only the options it defines."""
+
+    command: str
+    # enroll
+    account: str
+    issuer: str
+    qr: str | None
+    svg: str | None
+    png: str | None
+    save_uri: str | None
+    # code, verify (and --digits, --algorithm, --period for enroll too)
+    secret_file: str | None
+    uri_file: str | None
+    digits: int | None
+    algorithm: str | None
+    period: int | None
+    counter: int | None
+    allow_short_secret: bool
+    at: int | float | None
+    watch: bool
+    code: str
+    past: int | None
+    future: int | None
+    look_ahead: int | None
+    # inspect
+    uri: str | None
+    show_secret: bool
+    # keys
+    keys_command: str
+    id: str | None
+    file: str | None
+    keys_file: str | None
+    progress_every: int
+    # every command but demo
+    json: bool
+
+
+def _sys_stdin() -> TextIO | None:
+    return sys.stdin
+
+
+def _sys_stdout() -> TextIO:
+    return sys.stdout
+
+
+def _sys_stderr() -> TextIO:
+    return sys.stderr
+
+
+def _os_environ() -> Mapping[str, str]:
+    return os.environ
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Runtime:
-    """The clock and sleep of ``code --watch``, replaced by tests; ``ticks`` caps the redraws."""
+    """What the commands use outside the process: streams, prompt, environment and clock.
+
+    :func:`main` takes them from :mod:`sys` and :mod:`os` when it is called; tests pass their
+    own instead of patching those modules. ``clock`` and ``sleep`` drive ``code --watch``,
+    whose redraws ``ticks`` caps; ``getpass`` reads a secret at a terminal without echo.
+    """
 
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     ticks: int | None = None
+    stdin: TextIO | None = field(default_factory=_sys_stdin)
+    stdout: TextIO = field(default_factory=_sys_stdout)
+    stderr: TextIO = field(default_factory=_sys_stderr)
+    getpass: Callable[[str], str] = getpass.getpass
+    environ: Mapping[str, str] = field(default_factory=_os_environ)
+
+    def say(self, *lines: str) -> None:
+        """Write each of ``lines`` to stdout, one line each."""
+        for line in lines:
+            self.stdout.write(f"{line}\n")
+
+    def warn(self, line: str) -> None:
+        """Write ``line`` to stderr."""
+        self.stderr.write(f"{line}\n")
+
+    def note(self, message: str) -> None:
+        """Write ``isoms-otp: note: message`` to stderr."""
+        self.warn(f"{PROG}: note: {message}")
+
+    def json(self, value: object) -> None:
+        """Write ``value`` to stdout as indented JSON."""
+        self.say(json.dumps(value, indent=2))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,10 +206,11 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
 
 
 def _algorithm(text: str) -> str:
-    upper = text.upper()
-    if not text.isascii() or upper not in _ALGORITHMS:
-        raise argparse.ArgumentTypeError("must be SHA1, SHA256 or SHA512")
-    return upper
+    name = normalize_algorithm(text)  # the library's own reading: ASCII, any letter case
+    if name is None:
+        *others, last = ALGORITHMS
+        raise argparse.ArgumentTypeError(f"must be {', '.join(others)} or {last}")
+    return name
 
 
 def _label_part(text: str) -> str:
@@ -154,9 +253,23 @@ class _Parser(argparse.ArgumentParser):
     ``--secret-file`` with the secret as its path.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, runtime: _Runtime | None = None, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
         super().__init__(**kwargs)
+        self._runtime = _Runtime() if runtime is None else runtime
+
+    def _print_message(self, message: str, file: object = None) -> None:
+        # argparse writes help and --version to sys.stdout and errors to sys.stderr: use the
+        # streams the command was given instead.
+        stream = self._runtime.stderr if file is sys.stderr else self._runtime.stdout
+        stream.write(message)
+
+    def add_command(self, commands: Any, name: str, **kwargs: Any) -> _Parser:
+        """Add the subcommand ``name`` to ``commands`` (from add_subparsers), with our streams."""
+        parser: _Parser = commands.add_parser(
+            name, runtime=self._runtime, formatter_class=_Formatter, **kwargs
+        )
+        return parser
 
     def error(self, message: str) -> NoReturn:
         if message.startswith(("unrecognized arguments", "ambiguous option")):
@@ -181,9 +294,11 @@ examples:
   isoms-otp code --uri-file alice.uri
   isoms-otp verify 123456 --uri-file alice.uri
   isoms-otp inspect < alice.uri
+  isoms-otp keys generate --file new.key
 
 Secrets and URIs are read from stdin or a file, never from the command line.
-Exit status: 0 success, 1 no match (verify), 2 error."""
+Exit status: 0 success, 1 no match (verify) or lines refused (keys rewrap),
+2 error."""
 
 _ENROLL_EPILOG = """\
 examples:
@@ -215,6 +330,31 @@ examples:
 Exit status 0 and "match: step N, drift D" when the code matches; 1 and
 "no match" when it does not. The code is short-lived, so it may be given on
 the command line; the secret may not."""
+
+_KEYS_EPILOG = """\
+examples:
+  isoms-otp keys generate --file new.key
+  isoms-otp keys rewrap --keys-file ring.keys < rows.tsv > rewrapped.tsv
+
+Exit status: 0 success, 1 some lines refused (rewrap), 2 error."""
+
+_GENERATE_EPILOG = """\
+examples:
+  isoms-otp keys generate
+  isoms-otp keys generate --id 2026-12 --file 2026-12.key
+
+The line is a key: keep it out of logs, shells' history and version control.
+Prefer --file (created 0600, never overwritten) to a shell redirect."""
+
+_REWRAP_EPILOG = """\
+examples:
+  ISOMS_OTP_KEYS="$(cat ring.keys)" isoms-otp keys rewrap < rows.tsv > rewrapped.tsv
+  isoms-otp keys rewrap --keys-file ring.keys < rows.tsv > rewrapped.tsv
+
+Keys come from --keys-file or ISOMS_OTP_KEYS: id:base64key entries separated
+by commas or newlines, the active key first. Lines already under the active
+key are checked and written unchanged. Exit status: 0 every line written,
+1 some lines refused (each is named by number on stderr), 2 error."""
 
 _INSPECT_EPILOG = """\
 examples:
@@ -264,23 +404,25 @@ def _key_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_parser() -> _Parser:
+def _build_parser(runtime: _Runtime) -> _Parser:
     parser = _Parser(
+        runtime=runtime,
         prog=PROG,
-        description="Enrol accounts, show and verify TOTP/HOTP codes, inspect otpauth:// URIs.",
+        description="Enrol accounts, show and verify TOTP/HOTP codes, inspect otpauth:// URIs,\n"
+        "make and rotate the keys that seal secrets at rest.",
         epilog=_MAIN_EPILOG,
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    enroll = commands.add_parser(
+    enroll = parser.add_command(
+        commands,
         "enroll",
         help="make a new secret; print its URI, manual key and QR code",
         description="Make a fresh TOTP secret for an account and print its otpauth:// URI,\n"
         "the key for manual entry and a QR code to scan, plus app compatibility findings.",
         epilog=_ENROLL_EPILOG,
-        formatter_class=_Formatter,
     )
     enroll.add_argument(
         "--account", required=True, type=_label_part, help="the user's login name (required)"
@@ -294,21 +436,18 @@ def _build_parser() -> _Parser:
     enroll.add_argument(
         "--digits",
         type=_bounded(MIN_DIGITS, MAX_DIGITS),
-        default=6,
         metavar="N",
         help="code length: 6 (default), 7 or 8",
     )
     enroll.add_argument(
         "--algorithm",
         type=_algorithm,
-        default="SHA1",
         metavar="ALG",
         help="SHA1 (default), SHA256 or SHA512",
     )
     enroll.add_argument(
         "--period",
         type=_bounded(1, MAX_PERIOD),
-        default=30,
         metavar="S",
         help="time step in seconds (default 30)",
     )
@@ -324,12 +463,12 @@ def _build_parser() -> _Parser:
     )
     enroll.add_argument("--json", action="store_true", help="print JSON (no terminal QR code)")
 
-    code = commands.add_parser(
+    code = parser.add_command(
+        commands,
         "code",
         help="print the current code of a secret or URI",
         description="Print the code of a secret or otpauth:// URI read from stdin or a file.",
         epilog=_CODE_EPILOG,
-        formatter_class=_Formatter,
     )
     _key_options(code)
     when = code.add_mutually_exclusive_group()
@@ -341,12 +480,12 @@ def _build_parser() -> _Parser:
     )
     code.add_argument("--json", action="store_true", help="print JSON")
 
-    verify = commands.add_parser(
+    verify = parser.add_command(
+        commands,
         "verify",
         help="check a code against a secret or URI (exit 0 match, 1 no match)",
         description="Check CODE against a secret or otpauth:// URI read from stdin or a file.",
         epilog=_VERIFY_EPILOG,
-        formatter_class=_Formatter,
     )
     verify.add_argument("code", metavar="CODE", help="the code to check, such as 123456")
     _key_options(verify)
@@ -364,28 +503,73 @@ def _build_parser() -> _Parser:
     )
     verify.add_argument("--json", action="store_true", help="print JSON")
 
-    inspect = commands.add_parser(
+    inspect = parser.add_command(
+        commands,
         "inspect",
         help="show the fields of an otpauth:// URI and its app compatibility",
         description="Show the fields of an otpauth:// URI (from stdin, --uri-file or URI)\n"
         "with the secret hidden, and what each authenticator app does with it.",
         epilog=_INSPECT_EPILOG,
-        formatter_class=_Formatter,
     )
     inspect.add_argument("uri", nargs="?", metavar="URI", help="the URI (prefer stdin)")
     inspect.add_argument("--uri-file", metavar="PATH", help="read the URI from PATH")
     inspect.add_argument("--show-secret", action="store_true", help="print the secret too")
     inspect.add_argument("--json", action="store_true", help="print JSON")
 
-    demo = commands.add_parser(
+    demo = parser.add_command(
+        commands,
         "demo",
         help="run the iSOMS sign-in demo server on loopback (needs the demo extra)",
         description="Serve the iSOMS sign-in flow (SMS code, Activate TOTP, TOTP sign-in) on\n"
         "loopback, with a demo user whose new password it prints on every start.",
         epilog="example:\n  isoms-otp demo --port 8000 --db /tmp/isoms-demo.sqlite3",
-        formatter_class=_Formatter,
     )
     _demo_command.add_arguments(demo)
+
+    keys = parser.add_command(
+        commands,
+        "keys",
+        help="make keys for sealed secrets, rewrap sealed secrets (needs the crypto extra)",
+        description="Make AES-256 keys for isoms_otp.sealing, and rewrap sealed secrets under\n"
+        "the active key during a rotation (docs/secrets.md).",
+        epilog=_KEYS_EPILOG,
+    )
+    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    generate = keys.add_command(
+        actions,
+        "generate",
+        help="print a new key line, id:base64key",
+        description="Print a new random 256-bit key as a key line, id:base64key, for\n"
+        "ISOMS_OTP_KEYS or a --keys-file (the first entry there is the active key).",
+        epilog=_GENERATE_EPILOG,
+    )
+    generate.add_argument(
+        "--id", metavar="ID", help="the key id (default: today's date and a random suffix)"
+    )
+    generate.add_argument(
+        "--file", metavar="PATH", help="write the key line to PATH (mode 0600) instead of stdout"
+    )
+    rewrap = keys.add_command(
+        actions,
+        "rewrap",
+        help="rewrap user<TAB>token lines from stdin under the active key",
+        description="Read user<TAB>token lines on stdin and write them to stdout with each token\n"
+        "sealed under the active key. Refused lines are counted and reported by\n"
+        "line number on stderr, never echoed.",
+        epilog=_REWRAP_EPILOG,
+    )
+    rewrap.add_argument(
+        "--keys-file",
+        metavar="PATH",
+        help=f"read the keys from PATH (default: the {_KEYS_VARIABLE} environment variable)",
+    )
+    rewrap.add_argument(
+        "--progress-every",
+        type=_bounded(0, 10**9),
+        default=10_000,
+        metavar="N",
+        help="print a progress line on stderr every N lines (default 10000; 0: never)",
+    )
     _cli_store.add_store_commands(commands)
     return parser
 
@@ -420,14 +604,14 @@ def _read_file(path: str, origin: str, expected: str) -> str:
     return _one_line(data, origin, expected)
 
 
-def _read_stdin(prompt: str, expected: str) -> str:
-    stdin = sys.stdin
+def _read_stdin(rt: _Runtime, prompt: str, expected: str) -> str:
+    stdin = rt.stdin
     if stdin is None:  # started with stdin closed (<&-)
         raise _UsageError(f"stdin is closed; expected {expected} there, or use a file option")
     if stdin.isatty():
         # A person at a terminal: read without echo, so the secret stays off the screen.
         try:
-            typed = getpass.getpass(prompt)
+            typed = rt.getpass(prompt)
         except EOFError:  # Ctrl-D at the prompt
             typed = ""
         return _checked(typed.strip(), "the input", expected)
@@ -452,7 +636,7 @@ def _check_strength(secret: bytes, origin: str, allow_short: bool) -> None:
         )
 
 
-def _load_key(args: argparse.Namespace) -> TOTP | _Counted:
+def _load_key(args: _Args, rt: _Runtime) -> TOTP | _Counted:
     """Read the secret or URI that ``code``/``verify`` work on, and apply the key options."""
     expected = "one base32 secret or otpauth:// URI"
     if args.secret_file is not None:
@@ -465,19 +649,18 @@ def _load_key(args: argparse.Namespace) -> TOTP | _Counted:
     if args.uri_file is not None:
         origin = "--uri-file"
         return _key_from_uri(_read_file(args.uri_file, origin, "one otpauth:// URI"), origin, args)
-    text = _read_stdin("Secret or otpauth URI (not shown): ", expected)
+    text = _read_stdin(rt, "Secret or otpauth URI (not shown): ", expected)
     if _is_uri(text):
         return _key_from_uri(text, "stdin", args)
     return _key_from_secret(text, "stdin", args)
 
 
-def _key_from_uri(text: str, origin: str, args: argparse.Namespace) -> TOTP | _Counted:
-    for option in ("digits", "algorithm", "period"):
-        if getattr(args, option) is not None:
+def _key_from_uri(text: str, origin: str, args: _Args) -> TOTP | _Counted:
+    raw_only = {"--digits": args.digits, "--algorithm": args.algorithm, "--period": args.period}
+    for option, value in raw_only.items():
+        if value is not None:
             # Silently preferring either value could show codes from the wrong settings.
-            raise _UsageError(
-                f"--{option} is for a raw secret; the URI sets its own: drop --{option}"
-            )
+            raise _UsageError(f"{option} is for a raw secret; the URI sets its own: drop {option}")
     try:
         parsed = parse_uri(text, allow_short_secret=True)
     except InvalidURIError as exc:
@@ -492,7 +675,7 @@ def _key_from_uri(text: str, origin: str, args: argparse.Namespace) -> TOTP | _C
     return _Counted(otp=parsed.otp, counter=counter)
 
 
-def _key_from_secret(text: str, origin: str, args: argparse.Namespace) -> TOTP | _Counted:
+def _key_from_secret(text: str, origin: str, args: _Args) -> TOTP | _Counted:
     try:
         secret = decode_secret(text)
     except InvalidSecretError as exc:
@@ -513,27 +696,14 @@ def _key_from_secret(text: str, origin: str, args: argparse.Namespace) -> TOTP |
     return _Counted(otp=hotp, counter=args.counter)
 
 
-def _refuse(args: argparse.Namespace, options: Sequence[str], kind: str, why: str) -> None:
-    for option in options:
-        value = getattr(args, option.replace("-", "_"))
+def _refuse(given: Mapping[str, object], kind: str, why: str) -> None:
+    """Refuse any of ``given`` (option name to parsed value) that was set on the command line."""
+    for option, value in given.items():
         if value is not None and value is not False:
-            raise _UsageError(f"--{option} does not apply to {kind} keys ({why}): drop it")
+            raise _UsageError(f"{option} does not apply to {kind} keys ({why}): drop it")
 
 
 # --------------------------------------------------------------------------- output helpers
-
-
-def _print(*lines: str) -> None:
-    for line in lines:
-        print(line)
-
-
-def _print_json(value: object) -> None:
-    print(json.dumps(value, indent=2))
-
-
-def _note(message: str) -> None:
-    print(f"{PROG}: note: {message}", file=sys.stderr)
 
 
 def _shown(text: str) -> str:
@@ -560,23 +730,25 @@ def _apps_with(findings: Sequence[Finding], severity: str) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _print_findings(findings: Sequence[Finding]) -> None:
+def _print_findings(rt: _Runtime, findings: Sequence[Finding]) -> None:
     if not findings:
-        print(
+        rt.say(
             "compatibility: no known problem in Google Authenticator, Microsoft Authenticator "
             "or Authy"
         )
         return
-    print(f"compatibility: {len(findings)} finding{'s' if len(findings) != 1 else ''}")
+    rt.say(f"compatibility: {len(findings)} finding{'s' if len(findings) != 1 else ''}")
     severities = {finding.severity for finding in findings}
     if "wrong-codes" in severities:
-        print(f"  WARNING: {_apps_with(findings, 'wrong-codes')} would show WRONG CODES")
+        rt.say(f"  WARNING: {_apps_with(findings, 'wrong-codes')} would show WRONG CODES")
     if "refuses" in severities:
-        print(f"  WARNING: {_apps_with(findings, 'refuses')} would refuse to add the account")
+        rt.say(f"  WARNING: {_apps_with(findings, 'refuses')} would refuse to add the account")
     for finding in findings:
-        print(f"  - {finding.severity}: {finding.app}: {finding.problem}")
-        print(f"      fix: {finding.fix}")
-        print(f"      source: {finding.source}")
+        rt.say(
+            f"  - {finding.severity}: {finding.app}: {finding.problem}",
+            f"      fix: {finding.fix}",
+            f"      source: {finding.source}",
+        )
 
 
 # --------------------------------------------------------------------------- enroll
@@ -607,22 +779,22 @@ def _can_draw(stream: TextIO) -> bool:
     return True
 
 
-def _terminal_qr(uri: str, explicit: bool) -> str | None:
+def _terminal_qr(rt: _Runtime, uri: str, explicit: bool) -> str | None:
     """Draw the terminal QR code; when it was not asked for, a missing extra is only a note."""
-    if not _can_draw(sys.stdout):
+    if not _can_draw(rt.stdout):
         if explicit:
             raise _UsageError(
-                f"stdout's encoding ({sys.stdout.encoding}) cannot draw the QR code: set "
+                f"stdout's encoding ({rt.stdout.encoding}) cannot draw the QR code: set "
                 "PYTHONIOENCODING=utf-8, or use --svg/--png"
             )
-        _note("no QR code: stdout's encoding cannot draw it (set PYTHONIOENCODING=utf-8)")
+        rt.note("no QR code: stdout's encoding cannot draw it (set PYTHONIOENCODING=utf-8)")
         return None
     try:
         return qr_terminal(uri)
     except MissingExtraError:
         if explicit:
             raise
-        _note(f"no QR code drawn: that needs the qr extra ({_EXTRA_HINT})")
+        rt.note(f"no QR code drawn: that needs the qr extra ({_EXTRA_HINT})")
         return None
 
 
@@ -643,18 +815,44 @@ def _write_files(files: Sequence[tuple[str, str, bytes]]) -> None:
         written.append(path)
 
 
-def _cmd_enroll(args: argparse.Namespace, _runtime: _Runtime) -> int:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _NewKey:
+    """What ``enroll`` made: the key, its URI, findings, the files to write, the terminal QR."""
+
+    otp: TOTP
+    uri: str
+    findings: Sequence[Finding]
+    files: Sequence[tuple[str, str, bytes]]
+    terminal: str | None
+
+
+def _cmd_enroll(args: _Args, rt: _Runtime) -> int:
     if args.json and args.qr == "terminal":
         raise _UsageError(
             "--json prints no terminal QR code: drop --qr terminal (or use --svg/--png)"
         )
-    otp = TOTP(generate_secret(), digits=args.digits, algorithm=args.algorithm, period=args.period)
+    made = _make_key(args, rt)
+    _write_files(made.files)
+    if args.json:
+        _enroll_json(args, rt, made)
+    else:
+        _enroll_text(args, rt, made)
+    return 0
+
+
+def _make_key(args: _Args, rt: _Runtime) -> _NewKey:
+    """Make the key and draw everything, writing nothing yet.
+
+    Every file is drawn before any is written (and before the optional terminal QR code), so a
+    missing extra is one error and leaves no half-done enrolment behind.
+    """
+    otp = TOTP(
+        generate_secret(),
+        digits=6 if args.digits is None else args.digits,
+        algorithm=args.algorithm or "SHA1",
+        period=30 if args.period is None else args.period,
+    )
     uri = build_uri(otp, account=args.account, issuer=args.issuer)
-    findings = check_compatibility(uri)
-    secret = encode_secret(otp.secret)
-    manual_key = " ".join(secret[i : i + _GROUP] for i in range(0, len(secret), _GROUP))
-    # Draw every file before writing any (and before the optional terminal QR code), so a
-    # missing extra is one error and leaves no half-done enrolment behind.
     files: list[tuple[str, str, bytes]] = []
     if args.svg is not None:
         files.append(("--svg", args.svg, qr_svg(uri).encode("utf-8")))
@@ -664,46 +862,52 @@ def _cmd_enroll(args: argparse.Namespace, _runtime: _Runtime) -> int:
         files.append(("--save-uri", args.save_uri, f"{uri}\n".encode("ascii")))
     terminal = None
     if not args.json and args.qr != "none":
-        terminal = _terminal_qr(uri, explicit=args.qr == "terminal")
-    _write_files(files)
+        terminal = _terminal_qr(rt, uri, explicit=args.qr == "terminal")
+    return _NewKey(
+        otp=otp, uri=uri, findings=check_compatibility(uri), files=files, terminal=terminal
+    )
 
-    if args.json:
-        _print_json(
-            {
-                "type": "totp",
-                "account": args.account,
-                "issuer": args.issuer,
-                "algorithm": otp.algorithm,
-                "digits": otp.digits,
-                "period": otp.period,
-                "uri": uri,
-                "secret": secret,
-                "manual_key": manual_key,
-                "files": {option[2:]: path for option, path, _ in files},
-                "findings": [_finding_json(finding) for finding in findings],
-            }
-        )
-        return 0
-    _print(
+
+def _enroll_json(args: _Args, rt: _Runtime, made: _NewKey) -> None:
+    otp = made.otp
+    rt.json(
+        {
+            "type": "totp",
+            "account": args.account,
+            "issuer": args.issuer,
+            "algorithm": otp.algorithm,
+            "digits": otp.digits,
+            "period": otp.period,
+            "uri": made.uri,
+            "secret": encode_secret(otp.secret),
+            "manual_key": grouped_secret(otp.secret),
+            "files": {option[2:]: path for option, path, _ in made.files},
+            "findings": [_finding_json(finding) for finding in made.findings],
+        }
+    )
+
+
+def _enroll_text(args: _Args, rt: _Runtime, made: _NewKey) -> None:
+    otp = made.otp
+    rt.say(
         f"account:     {_shown(args.account)}",
         f"issuer:      {_shown(args.issuer)}",
         f"settings:    TOTP, {otp.algorithm}, {otp.digits} digits, {otp.period} s",
-        f"uri:         {uri}",
-        f"manual key:  {manual_key}",
+        f"uri:         {made.uri}",
+        f"manual key:  {grouped_secret(otp.secret)}",
     )
     if (otp.algorithm, otp.digits, otp.period) != ("SHA1", 6, 30):
-        print("             (typed in by hand, the app must also be set to these settings)")
-    if terminal is not None:
-        print()
-        sys.stdout.write(terminal)
-        print("Scan the QR code with the authenticator app, or type in the manual key.")
-    for option, path, _ in files:
-        print(f"wrote {_FILE_KINDS[option]} to {path} (mode 0600)")
-    _print_findings(findings)
-    if any(finding.severity == "wrong-codes" for finding in findings):
-        print("To enrol for every app, drop --algorithm, --digits and --period (SHA1, 6, 30 s).")
-    print("This output contains the secret: do not log it, share it or leave it on screen.")
-    return 0
+        rt.say("             (typed in by hand, the app must also be set to these settings)")
+    if made.terminal is not None:
+        rt.say("")
+        rt.stdout.write(made.terminal)
+        rt.say("Scan the QR code with the authenticator app, or type in the manual key.")
+    for option, path, _ in made.files:
+        rt.say(f"wrote {_FILE_KINDS[option]} to {path} (mode 0600)")
+    _print_findings(rt, made.findings)
+    if any(finding.severity == "wrong-codes" for finding in made.findings):
+        rt.say("To enrol for every app, drop --algorithm, --digits and --period (SHA1, 6, 30 s).")
+    rt.say("This output contains the secret: do not log it, share it or leave it on screen.")
 
 
 # --------------------------------------------------------------------------- code
@@ -716,9 +920,9 @@ def _bar(remaining: float, period: int) -> str:
 
 def _watch(otp: TOTP, runtime: _Runtime) -> int:
     """Redraw the code and a countdown on one line until Ctrl-C (or ``runtime.ticks``)."""
-    out = sys.stdout
+    out = runtime.stdout
     width = len(str(otp.period))
-    print("Press Ctrl-C to stop.", file=sys.stderr)
+    runtime.warn("Press Ctrl-C to stop.")
     drawn = 0
     try:
         while runtime.ticks is None or drawn < runtime.ticks:
@@ -739,16 +943,20 @@ def _watch(otp: TOTP, runtime: _Runtime) -> int:
     return 0
 
 
-def _cmd_code(args: argparse.Namespace, runtime: _Runtime) -> int:
+def _cmd_code(args: _Args, runtime: _Runtime) -> int:
     if args.watch and args.json:
         raise _UsageError("--watch draws for a person and --json is for scripts: drop one")
-    key = _load_key(args)
+    key = _load_key(args, runtime)
     if isinstance(key, _Counted):
-        _refuse(args, ("at", "watch"), "HOTP", "HOTP codes follow --counter, not the clock")
+        _refuse(
+            {"--at": args.at, "--watch": args.watch},
+            "HOTP",
+            "HOTP codes follow --counter, not the clock",
+        )
         otp = key.otp
         code = otp.generate(key.counter)
         if args.json:
-            _print_json(
+            runtime.json(
                 {
                     "type": "hotp",
                     "code": code,
@@ -758,14 +966,14 @@ def _cmd_code(args: argparse.Namespace, runtime: _Runtime) -> int:
                 }
             )
         else:
-            print(code)
+            runtime.say(code)
         return 0
     if args.watch:
         return _watch(key, runtime)
     at = runtime.clock() if args.at is None else args.at
     code = key.generate(at)
     if args.json:
-        _print_json(
+        runtime.json(
             {
                 "type": "totp",
                 "code": code,
@@ -778,18 +986,22 @@ def _cmd_code(args: argparse.Namespace, runtime: _Runtime) -> int:
             }
         )
     else:
-        print(code)
+        runtime.say(code)
     return 0
 
 
 # --------------------------------------------------------------------------- verify
 
 
-def _cmd_verify(args: argparse.Namespace, runtime: _Runtime) -> int:
-    key = _load_key(args)
+def _cmd_verify(args: _Args, runtime: _Runtime) -> int:
+    key = _load_key(args, runtime)
     result: dict[str, Any]
     if isinstance(key, _Counted):
-        _refuse(args, ("past", "future", "at"), "HOTP", "HOTP codes follow --counter")
+        _refuse(
+            {"--past": args.past, "--future": args.future, "--at": args.at},
+            "HOTP",
+            "HOTP codes follow --counter",
+        )
         look_ahead = 0 if args.look_ahead is None else args.look_ahead
         digits = key.otp.digits
         match = key.otp.verify(args.code, counter=key.counter, look_ahead=look_ahead)
@@ -801,7 +1013,9 @@ def _cmd_verify(args: argparse.Namespace, runtime: _Runtime) -> int:
                 f"(store {match.step + 1} as the next counter)"
             )
     else:
-        _refuse(args, ("look-ahead",), "TOTP", "use --past/--future for the time window")
+        _refuse(
+            {"--look-ahead": args.look_ahead}, "TOTP", "use --past/--future for the time window"
+        )
         at = runtime.clock() if args.at is None else args.at
         past = 1 if args.past is None else args.past
         future = 1 if args.future is None else args.future
@@ -812,27 +1026,27 @@ def _cmd_verify(args: argparse.Namespace, runtime: _Runtime) -> int:
             result["matched_step"] = match.step
             line = f"match: step {match.step}, drift {match.drift}"
     if match is not None:
-        _emit(args.json, {"match": True, "drift": match.drift, **result}, line)
+        _emit(runtime, args.json, {"match": True, "drift": match.drift, **result}, line)
         return 0
     # A code that cannot be `digits` digits is "no match" in the core; say why, for a person.
     malformed = normalize_code(args.code, digits) is None
     reason = "malformed" if malformed else "invalid"
     line = f"no match (a code is {digits} digits)" if malformed else "no match"
-    _emit(args.json, {"match": False, "reason": reason, **result}, line)
+    _emit(runtime, args.json, {"match": False, "reason": reason, **result}, line)
     return 1
 
 
-def _emit(as_json: bool, value: dict[str, Any], line: str) -> None:
+def _emit(rt: _Runtime, as_json: bool, value: dict[str, Any], line: str) -> None:
     if as_json:
-        _print_json(value)
+        rt.json(value)
     else:
-        print(line)
+        rt.say(line)
 
 
 # --------------------------------------------------------------------------- inspect
 
 
-def _cmd_inspect(args: argparse.Namespace, _runtime: _Runtime) -> int:
+def _cmd_inspect(args: _Args, runtime: _Runtime) -> int:
     expected = "one otpauth:// URI"
     if args.uri is not None:
         if args.uri_file is not None:
@@ -842,7 +1056,7 @@ def _cmd_inspect(args: argparse.Namespace, _runtime: _Runtime) -> int:
         origin = "--uri-file"
         text = _read_file(args.uri_file, origin, expected)
     else:
-        origin, text = "stdin", _read_stdin("otpauth URI (not shown): ", expected)
+        origin, text = "stdin", _read_stdin(runtime, "otpauth URI (not shown): ", expected)
     try:
         # Legacy short keys are reported below rather than refused: this is a diagnostic.
         parsed = parse_uri(text, allow_short_secret=True)
@@ -850,7 +1064,7 @@ def _cmd_inspect(args: argparse.Namespace, _runtime: _Runtime) -> int:
         raise _UsageError(f"{origin}: {exc}") from None
     findings = check_compatibility(parsed)
     if args.json:
-        _print_json(_inspect_json(parsed, findings, show_secret=args.show_secret))
+        runtime.json(_inspect_json(parsed, findings, show_secret=args.show_secret))
         return 0
     otp = parsed.otp
     bits = len(otp.secret) * 8
@@ -868,15 +1082,15 @@ def _cmd_inspect(args: argparse.Namespace, _runtime: _Runtime) -> int:
         if args.show_secret
         else f"secret:      (hidden: {bits} bits; --show-secret prints it)",
     ]
-    _print(*lines)
+    runtime.say(*lines)
     if len(otp.secret) < MIN_SECRET_BYTES:
-        print(
+        runtime.say(
             f"warning:     the secret is shorter than the {MIN_SECRET_BYTES * 8} bits RFC 4226 "
             "requires; code/verify need --allow-short-secret"
         )
     if parsed.quirks:
-        print(f"spelling:    not canonical ({', '.join(sorted(parsed.quirks))})")
-    _print_findings(findings)
+        runtime.say(f"spelling:    not canonical ({', '.join(sorted(parsed.quirks))})")
+    _print_findings(runtime, findings)
     return 0
 
 
@@ -907,22 +1121,171 @@ def _inspect_json(
     return result
 
 
+# --------------------------------------------------------------------------- keys
+
+
+def _cmd_keys(args: _Args, rt: _Runtime) -> int:
+    if args.keys_command == "generate":
+        return _keys_generate(args, rt)
+    return _keys_rewrap(args, rt)
+
+
+def _keys_generate(args: _Args, rt: _Runtime) -> int:
+    from .sealing import Keyring  # noqa: PLC0415 - the crypto extra, needed by this command only
+
+    key_id = args.id
+    if key_id is None:
+        day = time.strftime("%Y-%m-%d", time.gmtime(rt.clock()))
+        key_id = f"{day}-{secrets.token_hex(3)}"
+    key = Keyring.generate_key()
+    try:
+        Keyring({key_id: key}, active=key_id)  # the library's own check of the id
+    except ConfigurationError as exc:
+        raise _UsageError(f"--id: {exc}") from None
+    entry = f"{key_id}:{base64.b64encode(key).decode('ascii')}"
+    if args.file is not None:
+        _write_files([("--file", args.file, f"{entry}\n".encode("ascii"))])
+        rt.note(f"wrote key {key_id!r} to {args.file} (mode 0600)")
+    else:
+        rt.say(entry)
+    rt.note(
+        f"the key line is a secret; put it first in {_KEYS_VARIABLE} (or the keys file) to seal "
+        "new secrets with it, and keep the old keys after it until nothing needs them"
+    )
+    return 0
+
+
+def _load_keyring(args: _Args, rt: _Runtime) -> Keyring:
+    from .sealing import MAX_KEYRING_TEXT, Keyring  # noqa: PLC0415 - the crypto extra
+
+    if args.keys_file is not None:
+        origin = "--keys-file"
+        try:
+            with Path(args.keys_file).open("rb") as stream:
+                data = stream.read(MAX_KEYRING_TEXT + 1)
+        except OSError as exc:
+            raise _UsageError(f"cannot read {origin}: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise _UsageError(f"{origin} is not UTF-8 text") from None
+    else:
+        origin = _KEYS_VARIABLE
+        found = rt.environ.get(_KEYS_VARIABLE)
+        if found is None:
+            raise _UsageError(
+                f"no keys: set {_KEYS_VARIABLE} (id:base64key,... with the active key first) or "
+                "pass --keys-file"
+            )
+        text = found
+    try:
+        return Keyring.from_string(text)
+    except ConfigurationError as exc:
+        raise _UsageError(f"{origin}: {exc}") from None
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What ``keys rewrap`` did so far; only the first refused line numbers are kept."""
+
+    lines: int = 0
+    rewrapped: int = 0
+    current: int = 0
+    refused: int = 0
+    refused_lines: list[int] = field(default_factory=list)
+
+    def counts(self) -> str:
+        return f"{self.rewrapped} rewrapped, {self.current} already current, {self.refused} refused"
+
+
+def _keys_rewrap(args: _Args, rt: _Runtime) -> int:
+    ring = _load_keyring(args, rt)
+    if rt.stdin is None:
+        raise _UsageError("stdin is closed; expected user<TAB>token lines there")
+    rt.warn(
+        f"{PROG}: keys rewrap: sealing under key {ring.active!r}; "
+        f"opening with {', '.join(map(repr, ring.ids))}"
+    )
+    tally = _Tally()
+    for number, outcome, text in _rewrapped_lines(ring, rt.stdin.buffer):
+        tally.lines = number
+        if outcome == "refused":
+            tally.refused += 1
+            if tally.refused <= LISTED_REFUSALS:
+                tally.refused_lines.append(number)
+                rt.warn(f"{PROG}: keys rewrap: line {number} refused: {text}")
+                if tally.refused == LISTED_REFUSALS:
+                    rt.warn(f"{PROG}: keys rewrap: further refused lines are only counted")
+        else:
+            rt.stdout.write(text)
+            if outcome == "current":
+                tally.current += 1
+            else:
+                tally.rewrapped += 1
+        if args.progress_every and number % args.progress_every == 0:
+            rt.warn(f"{PROG}: keys rewrap: {number} lines read ({tally.counts()})")
+    rt.stdout.flush()
+    lines = f"{tally.lines} line{'' if tally.lines == 1 else 's'}"
+    summary = f"{PROG}: keys rewrap: done, {lines}: {tally.counts()}"
+    if tally.refused:
+        listed = ", ".join(map(str, tally.refused_lines))
+        more = tally.refused - len(tally.refused_lines)
+        rt.warn(f"{summary} (lines {listed}{f' and {more} more' if more else ''})")
+        return 1
+    rt.warn(summary)
+    return 0
+
+
+def _rewrapped_lines(ring: Keyring, source: IO[bytes]) -> Iterable[tuple[int, str, str]]:
+    """Yield (line number, outcome, output line or reason) for each line of ``source``.
+
+    Reads one bounded line at a time, so memory stays constant however long the input.
+    """
+    number = 0
+    while raw := source.readline(MAX_REWRAP_LINE + 1):
+        number += 1
+        if len(raw) > MAX_REWRAP_LINE and not raw.endswith(b"\n"):
+            while (rest := source.readline(MAX_REWRAP_LINE)) and not rest.endswith(b"\n"):
+                pass  # skip the rest of an overlong line without holding it
+            yield number, "refused", f"longer than {MAX_REWRAP_LINE} bytes"
+            continue
+        yield (number, *_rewrap_line(ring, raw))
+
+
+def _rewrap_line(ring: Keyring, raw: bytes) -> tuple[str, str]:
+    """Return ("rewrapped" or "current", the output line), or ("refused", why)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "refused", "not UTF-8"
+    user, tab, token = text.removesuffix("\n").removesuffix("\r").rpartition("\t")
+    if not tab:
+        return "refused", "expected user<TAB>token"
+    try:
+        wrapped = ring.rewrap(token, user=user)
+    except (InvalidSecretError, ConfigurationError) as exc:
+        return "refused", str(exc)  # our messages never hold the token or the secret
+    # rewrap() returns a current token as it is; a new seal never equals it (a fresh nonce).
+    return "current" if wrapped == token else "rewrapped", f"{user}\t{wrapped}\n"
+
+
 # --------------------------------------------------------------------------- entry points
 
-_COMMANDS: Final[dict[str, Callable[[argparse.Namespace, _Runtime], int]]] = {
+_COMMANDS: Final[dict[str, Callable[[_Args, _Runtime], int]]] = {
     "enroll": _cmd_enroll,
     "code": _cmd_code,
     "verify": _cmd_verify,
     "inspect": _cmd_inspect,
-    "demo": lambda args, _runtime: _demo_command.run(args),
+    "keys": _cmd_keys,
+    "demo": lambda args, rt: _demo_command.run(args, out=rt.stdout, err=rt.stderr),
     **_cli_store.COMMANDS,
 }
 
 
 def _main(argv: Sequence[str] | None, runtime: _Runtime) -> int:
-    parser = _build_parser()
+    parser = _build_parser(runtime)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(argv, namespace=_Args())
     except SystemExit as exc:  # --help, --version and usage errors: keep main() returning
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     try:
@@ -934,16 +1297,16 @@ def _main(argv: Sequence[str] | None, runtime: _Runtime) -> int:
     except OSError as exc:  # such as a closed stdout
         message = exc.strerror or str(exc)
     except KeyboardInterrupt:  # Ctrl-C at the secret prompt, say: no traceback
-        print(file=sys.stderr)
+        runtime.warn("")
         return 130
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    runtime.warn(f"{PROG}: error: {message}")
     return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``isoms-otp`` command with ``argv`` (default ``sys.argv[1:]``); return the status.
 
-    0 success, 1 ``verify`` found no match, 2 an error (one line on stderr, no traceback). The
-    console script passes the result to ``sys.exit``.
+    0 success, 1 ``verify`` found no match or ``keys rewrap`` refused lines, 2 an error (one
+    line on stderr, no traceback). The console script passes the result to ``sys.exit``.
     """
     return _main(argv, _Runtime())

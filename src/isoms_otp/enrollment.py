@@ -12,23 +12,25 @@ sign-in code. A bare ``TOTP.verify`` records nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ._secret import encode_secret, generate_secret
+from ._secret import generate_secret, grouped_secret
 from ._totp import TOTP
 from .qr import qr_png, qr_svg, qr_terminal
 from .uri import build_uri
 
-__all__ = ["Enrollment", "enroll"]
+if TYPE_CHECKING:
+    from .sealing import Keyring
 
-# Manual entry screens show the key in groups of four; decode_secret() reads this form back.
-_GROUP = 4
+__all__ = ["Enrollment", "enroll"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Enrollment:
     """Everything *Activate TOTP* shows or stores for one user.
 
-    ``secret`` is the key (store it encrypted, with the enrolment marked pending), ``otp`` the
+    ``secret`` is the key (store it sealed, see :meth:`sealed`, with the enrolment marked
+    pending), ``otp`` the
     :class:`TOTP` to verify codes with, ``uri`` the ``otpauth://`` URI, ``manual_key`` the
     secret in groups of four for typing in by hand, and :meth:`qr_svg`, :meth:`qr_png` and
     :meth:`qr_terminal` the QR codes (these need the ``qr`` extra). ``uri``, ``manual_key`` and
@@ -53,8 +55,15 @@ class Enrollment:
     @property
     def manual_key(self) -> str:
         """Return the base32 secret in groups of four, such as ``"JBSW Y3DP EHPK 3PXP"``."""
-        text = encode_secret(self.secret)
-        return " ".join(text[i : i + _GROUP] for i in range(0, len(text), _GROUP))
+        return grouped_secret(self.secret)
+
+    def sealed(self, keyring: Keyring, *, user: str) -> str:
+        """Return the secret sealed for ``user``'s row (see :meth:`Keyring.seal`).
+
+        Store this token rather than :attr:`secret`; ``keyring.open(token, user=user)`` gives
+        the secret back. Needs the ``crypto`` extra, through ``keyring``.
+        """
+        return keyring.seal(self.secret, user=user)
 
     def qr_svg(self) -> str:
         """Return the QR code as SVG for an HTML page (see :func:`isoms_otp.qr.qr_svg`)."""

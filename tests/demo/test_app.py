@@ -311,7 +311,9 @@ def test_sms_code_is_refused_once_totp_is_active(demo: Demo) -> None:
     """Regression: a text-message challenge begun before TOTP became active still signed in."""
     demo.sign_in()
     demo.db.set_pending("alice", b"k" * 20)
-    assert demo.db.activate("alice", b"k" * 20)
+    record = demo.db.totp("alice")
+    assert record is not None
+    assert demo.db.activate("alice", record.sealed)
     response = demo.post("/sign-in/sms", code=demo.sms_code())
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 

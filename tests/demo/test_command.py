@@ -60,6 +60,20 @@ def test_db_that_cannot_be_opened_is_one_line(
     assert 1 == len(err.splitlines())
 
 
+def test_a_key_file_others_may_read_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A demo key file with loose permissions stops the start with one line saying why."""
+    path = tmp_path / "d.sqlite3"
+    (tmp_path / "d.sqlite3.keys").write_text("junk\n", encoding="ascii")
+    (tmp_path / "d.sqlite3.keys").chmod(0o644)
+    assert 2 == main(["--port", "0", "--db", str(path)])
+    err = capsys.readouterr().err
+    assert "cannot open --db" in err
+    assert "chmod 600" in err
+    assert 1 == len(err.splitlines())
+
+
 def test_port_in_use_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A port another program holds gives a message, not a traceback."""
     with socket.socket() as taken:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from isoms_otp import SQLiteStore
-from isoms_otp.demo.db import SCRYPT_N, SCRYPT_P, SCRYPT_R, Challenge, DemoDB, Message
+from isoms_otp import ConfigurationError, InvalidSecretError, SQLiteStore
+from isoms_otp.demo.db import (
+    KEYS_SUFFIX,
+    SCRYPT_N,
+    SCRYPT_P,
+    SCRYPT_R,
+    Challenge,
+    DemoDB,
+    Message,
+    TOTPRecord,
+    load_keyring,
+)
 
 
 @contextmanager
@@ -83,15 +96,101 @@ def test_unknown_user_and_challenge_are_none(db: DemoDB) -> None:
     assert db.challenge("no-such-id") is None
 
 
+def pending(db: DemoDB, username: str = "alice") -> TOTPRecord:
+    record = db.totp(username)
+    assert record is not None
+    return record
+
+
 def test_active_secret_is_never_replaced_by_a_pending_one(db: DemoDB) -> None:
     """set_pending leaves an active secret alone; activate needs the pending secret itself."""
+    db.set_pending("alice", b"b" * 20)
+    replaced = pending(db).sealed
     db.set_pending("alice", b"a" * 20)
-    assert not db.activate("alice", b"b" * 20)
-    assert db.activate("alice", b"a" * 20)
+    assert not db.activate("alice", replaced)
+    assert db.activate("alice", pending(db).sealed)
     db.set_pending("alice", b"c" * 20)
-    record = db.totp("alice")
-    assert record is not None
+    record = pending(db)
     assert ("active", b"a" * 20) == (record.state, record.secret)
+
+
+def test_totp_secrets_are_stored_sealed(db: DemoDB, tmp_path: Path) -> None:
+    """The table holds a token bound to the user, opened with the key file beside it."""
+    db.set_pending("alice", b"s" * 20)
+    with connect(tmp_path / "demo.sqlite3") as conn:
+        (stored,) = conn.execute("SELECT secret FROM demo_totp").fetchone()
+    assert isinstance(stored, str)
+    assert b"s" * 20 not in stored.encode()
+    ring = load_keyring(tmp_path / f"demo.sqlite3{KEYS_SUFFIX}")
+    assert b"s" * 20 == ring.open(stored, user="alice")
+    assert "sealed" not in repr(pending(db))
+    assert stored not in repr(pending(db))
+
+
+def test_the_key_file_is_created_private_once(tmp_path: Path) -> None:
+    """First start writes one key, mode 0600, beside the database; later starts reuse it."""
+    DemoDB(tmp_path / "demo.sqlite3").set_user("alice", PASSWORD, phone="+1 555 0100")
+    keys = tmp_path / f"demo.sqlite3{KEYS_SUFFIX}"
+    assert 0o600 == stat.S_IMODE(keys.stat().st_mode)
+    text = keys.read_text(encoding="ascii")
+    first = DemoDB(tmp_path / "demo.sqlite3")
+    first.set_pending("alice", b"k" * 20)
+    assert text == keys.read_text(encoding="ascii")
+    assert b"k" * 20 == pending(DemoDB(tmp_path / "demo.sqlite3")).secret
+    assert ["demo.sqlite3", f"demo.sqlite3{KEYS_SUFFIX}"] == sorted(
+        path.name for path in tmp_path.iterdir() if not path.name.endswith(("-wal", "-shm"))
+    )  # no temporary file left behind
+    assert 1 == len(load_keyring(keys).ids)
+
+
+def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    """A key file with group or other permissions is an error saying to chmod it."""
+    DemoDB(tmp_path / "demo.sqlite3")
+    keys = tmp_path / f"demo.sqlite3{KEYS_SUFFIX}"
+    keys.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="mode 0644: other users may read it"):
+        DemoDB(tmp_path / "demo.sqlite3")
+
+
+def test_a_key_file_created_meanwhile_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two first starts at once: the one that links second uses the other's key."""
+    keys = tmp_path / "ring.keys"
+    other = "other:" + base64.b64encode(bytes(32)).decode() + "\n"
+    real_link = os.link
+
+    def late_link(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        Path(target).write_text(other, encoding="ascii")
+        Path(target).chmod(0o600)
+        real_link(source, target)
+
+    monkeypatch.setattr(os, "link", late_link)
+    assert ("other",) == load_keyring(keys).ids
+    assert [keys] == list(tmp_path.iterdir())
+
+
+def test_rows_from_before_sealing_are_sealed_on_start(tmp_path: Path) -> None:
+    """A database whose TOTP rows hold raw secrets has them sealed when the demo starts."""
+    path = tmp_path / "demo.sqlite3"
+    DemoDB(path).set_user("alice", PASSWORD, phone="+1 555 0100")
+    with connect(path) as conn:
+        conn.execute("INSERT INTO demo_totp VALUES ('alice', ?, 'active')", (b"r" * 20,))
+    record = pending(DemoDB(path))
+    assert ("active", b"r" * 20) == (record.state, record.secret)
+    with connect(path) as conn:
+        assert "text" == conn.execute("SELECT typeof(secret) FROM demo_totp").fetchone()[0]
+
+
+def test_a_token_moved_to_another_row_does_not_open(db: DemoDB, tmp_path: Path) -> None:
+    """Copying alice's sealed secret into bob's row gives an error, not bob a key."""
+    db.set_user("bob", PASSWORD, phone="+1 555 0101")
+    db.set_pending("alice", b"a" * 20)
+    with connect(tmp_path / "demo.sqlite3") as conn:
+        conn.execute(
+            "INSERT INTO demo_totp SELECT 'bob', secret, state FROM demo_totp "
+            "WHERE username = 'alice'"
+        )
+    with pytest.raises(InvalidSecretError, match="not valid for this user"):
+        db.totp("bob")
 
 
 def test_challenges_expire(db: DemoDB) -> None:
@@ -123,14 +222,22 @@ def test_repr_shows_the_path_and_no_secrets(db: DemoDB, tmp_path: Path) -> None:
 
 
 def test_database_and_wal_files_are_private(tmp_path: Path) -> None:
-    """Regression: the database (hashes, TOTP secrets) used to be created world-readable."""
+    """Regression: the database (hashes, TOTP secrets) used to be created world-readable.
+
+    The key file beside it is private too.
+    """
     path = tmp_path / "private.sqlite3"
     DemoDB(path).set_user("alice", PASSWORD, phone="+1 555 0100")
     store = SQLiteStore(path)
     try:
         store.reset("alice", now=0.0)  # a write: the WAL file exists now
         files = sorted(tmp_path.glob("private.sqlite3*"))
-        names = ("private.sqlite3", "private.sqlite3-shm", "private.sqlite3-wal")
+        names = [
+            "private.sqlite3",
+            f"private.sqlite3{KEYS_SUFFIX}",
+            "private.sqlite3-shm",
+            "private.sqlite3-wal",
+        ]
         expected = dict.fromkeys(names, 0o600)
         assert expected == {file.name: file.stat().st_mode & 0o777 for file in files}
     finally:

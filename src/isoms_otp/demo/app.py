@@ -429,7 +429,7 @@ class _Demo:
             return redirect(url_for("totp"))
         code = request.form.get("code", "")
         verdict = self.verifier.confirm(user.username, TOTP(record.secret), code)
-        if verdict.ok and self.db.activate(user.username, record.secret):
+        if verdict.ok and self.db.activate(user.username, record.sealed):
             self.end_other_sessions(user)
             log.info("TOTP activated: user=%s", user.username)
             return redirect(url_for("totp"))

@@ -1,8 +1,8 @@
 """The ``isoms-otp demo`` command: argument parsing and the server loop (Flask imported late).
 
 ``isoms_otp.cli`` registers it with :func:`add_arguments` and :func:`run`; ``python -m
-isoms_otp.demo`` runs :func:`main`. Importing this module does not import Flask, so the CLI
-works without the ``demo`` extra until this command is used.
+isoms_otp.demo`` runs :func:`main`. Importing this module imports neither Flask nor
+cryptography, so the CLI works without the ``demo`` extra until this command is used.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from isoms_otp.exceptions import MissingExtraError, StoreError
-
-from .db import DemoDB
+from isoms_otp.exceptions import MissingExtraError, OTPError
 
 __all__ = ["DEMO_USER", "add_arguments", "main", "run"]
 
@@ -57,7 +55,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Seed the demo user, print how to sign in, and serve until Ctrl-C; return 0.
 
     Returns 2 (with a message on stderr) for a non-loopback ``--host`` without
@@ -65,38 +63,42 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     missing ``demo`` extra.
     """
     out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     if not _is_loopback(args.host) and not args.allow_remote:
         print(
             f"isoms-otp demo: refusing to listen on {args.host}: it is not a loopback address. "
             "The demo serves plain HTTP; pass --allow-remote only on a trusted network.",
-            file=sys.stderr,
+            file=err,
         )
         return 2
     if not 0 <= args.port <= 65535:
-        print(f"isoms-otp demo: --port must be from 0 to 65535 (got {args.port})", file=sys.stderr)
+        print(f"isoms-otp demo: --port must be from 0 to 65535 (got {args.port})", file=err)
         return 2
     try:
         from werkzeug.serving import make_server  # noqa: PLC0415 - the optional demo extra
 
         from .app import STORE_EXTENSION, create_app  # noqa: PLC0415
+        from .db import KEYS_SUFFIX, DemoDB  # noqa: PLC0415 - seals with the crypto extra
     except ImportError as exc:
-        error = MissingExtraError("the demo needs Flask: pip install 'isoms-otp[demo]'")
-        print(f"isoms-otp demo: {error} ({exc})", file=sys.stderr)
+        error = MissingExtraError(
+            "the demo needs Flask, segno and cryptography: pip install 'isoms-otp[demo]'"
+        )
+        print(f"isoms-otp demo: {error} ({exc})", file=err)
         return 2
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         app = create_app(args.db)
-    except (sqlite3.Error, StoreError, OSError) as exc:
-        print(f"isoms-otp demo: cannot open --db {args.db!r}: {exc}", file=sys.stderr)
+    except (sqlite3.Error, OTPError, OSError) as exc:  # OTPError: such as a bad key file
+        print(f"isoms-otp demo: cannot open --db {args.db!r}: {exc}", file=err)
         return 2
     try:
         server = make_server(args.host, args.port, app, threaded=True)
     except (OSError, SystemExit):
         # werkzeug prints why (such as "Address already in use") and calls sys.exit(1).
         app.extensions[STORE_EXTENSION].close()
-        print(f"isoms-otp demo: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        print(f"isoms-otp demo: cannot listen on {args.host}:{args.port}", file=err)
         return 2
     password = secrets.token_urlsafe(12)
     DemoDB(args.db).set_user(DEMO_USER, password, phone=DEMO_PHONE)
@@ -104,6 +106,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     # The password goes to the terminal only, never to the log.
     print(
         f"isoms-otp demo on http://{host}:{server.server_port}/  (state in {args.db})\n"
+        f"  TOTP secrets are sealed with the key in {args.db}{KEYS_SUFFIX} (mode 0600)\n"
         f"  sign in as {DEMO_USER} with password {password}  (new on every start)\n"
         "  text messages are simulated: see /outbox and the [SIMULATED SMS] log lines\n"
         "  stop with Ctrl-C",

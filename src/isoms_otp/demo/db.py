@@ -2,23 +2,45 @@
 
 They live in the same SQLite file as the :class:`~isoms_otp.SQLiteStore` tables, under their own
 names. Every call opens a short-lived connection, so one :class:`DemoDB` is safe to share between
-the threads of the web server. Secrets are stored as they are here; a real backend encrypts them
-(see ``docs/integration.md``).
+the threads of the web server.
+
+TOTP secrets are stored sealed (:mod:`isoms_otp.sealing`): each row holds a token bound to its
+user, and the key ring is kept beside the database in ``<database>.keys``, created with mode
+0600 on first start. Someone with a copy of the database alone learns no TOTP secret. (A real
+backend keeps the key away from the database: see ``docs/secrets.md``.)
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
 import os
 import secrets
 import sqlite3
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final, Literal
 
-__all__ = ["Challenge", "DemoDB", "Message", "TOTPRecord", "User", "hash_password"]
+from isoms_otp.exceptions import ConfigurationError
+from isoms_otp.sealing import Keyring
+
+__all__ = [
+    "KEYS_SUFFIX",
+    "Challenge",
+    "DemoDB",
+    "Message",
+    "TOTPRecord",
+    "User",
+    "hash_password",
+    "load_keyring",
+]
+
+#: The key ring lives beside the database, in a file named after it with this suffix.
+KEYS_SUFFIX: Final = ".keys"
 
 # scrypt as OWASP's password storage cheat sheet gives it (N=2**14, r=8, p=1); 16 MiB per hash.
 SCRYPT_N: Final = 2**14
@@ -41,6 +63,7 @@ CREATE TABLE IF NOT EXISTS demo_users (
 );
 CREATE TABLE IF NOT EXISTS demo_totp (
     username TEXT PRIMARY KEY NOT NULL REFERENCES demo_users(username),
+    -- Keyring.seal(secret, user=username): text. Versions before sealing stored the raw bytes.
     secret BLOB NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'active'))
 );
@@ -78,10 +101,43 @@ class User:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TOTPRecord:
-    """A user's TOTP secret; ``state`` is ``"pending"`` until the first code confirms it."""
+    """A user's TOTP secret; ``state`` is ``"pending"`` until the first code confirms it.
+
+    ``sealed`` is the token the row holds, which :meth:`DemoDB.activate` compares.
+    """
 
     secret: bytes = field(repr=False)
+    sealed: str = field(repr=False)
     state: Literal["pending", "active"]
+
+
+def load_keyring(path: str | os.PathLike[str]) -> Keyring:
+    """Return the key ring in the file ``path``, creating it (mode 0600, one new key) if missing.
+
+    The file is written in full under a temporary name and then linked into place, so two
+    processes starting at once agree on one key and neither reads a half-written file. A file
+    that other users may read is refused (:class:`ConfigurationError`): it holds the key.
+    """
+    target = Path(path)
+    if not target.exists():
+        key_id = f"demo-{secrets.token_hex(4)}"
+        entry = f"{key_id}:{base64.b64encode(Keyring.generate_key()).decode('ascii')}\n"
+        draft = target.with_name(f"{target.name}.{secrets.token_hex(8)}.tmp")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="ascii") as stream:
+                stream.write(entry)
+            with contextlib.suppress(FileExistsError):  # another process was first: use its key
+                os.link(draft, target)
+        finally:
+            draft.unlink()
+    mode = stat.S_IMODE(target.stat().st_mode)
+    if os.name == "posix" and mode & 0o077:
+        raise ConfigurationError(
+            f"the demo's key file {os.fspath(target)!r} has mode {mode:04o}: other users may "
+            f"read it; chmod 600 it"
+        )
+    return Keyring.from_string(target.read_text(encoding="ascii"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,15 +167,24 @@ class Message:
 class DemoDB:
     """The demo's tables in the SQLite file at ``path`` (created with mode 0600 if missing)."""
 
-    __slots__ = ("_path",)
+    __slots__ = ("_keyring", "_path")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = os.fspath(path)
-        # The file holds password hashes and TOTP secrets: create it 0600 (SQLite would use
-        # 0644). SQLite gives its -wal and -shm files the same mode as the database file.
+        # The file holds password hashes and sealed TOTP secrets: create it 0600 (SQLite would
+        # use 0644). SQLite gives its -wal and -shm files the same mode as the database file.
         os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._keyring = load_keyring(self._path + KEYS_SUFFIX)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            # Rows from before sealing hold the raw secret: seal them in place.
+            for username, secret in conn.execute(
+                "SELECT username, secret FROM demo_totp WHERE typeof(secret) = 'blob'"
+            ).fetchall():
+                conn.execute(
+                    "UPDATE demo_totp SET secret = ? WHERE username = ?",
+                    (self._keyring.seal(secret, user=username), username),
+                )
 
     def __repr__(self) -> str:
         return f"DemoDB({self._path!r})"
@@ -191,25 +256,33 @@ class DemoDB:
             row = conn.execute(
                 "SELECT secret, state FROM demo_totp WHERE username = ?", (username,)
             ).fetchone()
-        return None if row is None else TOTPRecord(secret=row[0], state=row[1])
+        if row is None:
+            return None
+        # A token that does not open (another user's, altered, or under a lost key) raises
+        # InvalidSecretError: an error page, never a sign-in.
+        secret = self._keyring.open(row[0], user=username)
+        return TOTPRecord(secret=secret, sealed=row[0], state=row[1])
 
     def set_pending(self, username: str, secret: bytes) -> None:
-        """Store a new pending secret, replacing any pending one (never an active one)."""
+        """Seal and store a new pending secret, replacing any pending one (never an active one)."""
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO demo_totp (username, secret, state) VALUES (?, ?, 'pending') "
                 "ON CONFLICT (username) DO UPDATE SET secret = excluded.secret "
                 "WHERE state = 'pending'",
-                (username, secret),
+                (username, self._keyring.seal(secret, user=username)),
             )
 
-    def activate(self, username: str, secret: bytes) -> bool:
-        """Make the pending ``secret`` active; ``False`` if it is no longer the pending one."""
+    def activate(self, username: str, sealed: str) -> bool:
+        """Make the pending ``sealed`` secret active; ``False`` if it is no longer the pending one.
+
+        ``sealed`` is :attr:`TOTPRecord.sealed` as read before the code was checked.
+        """
         with self._connect() as conn:
             cursor = conn.execute(
                 "UPDATE demo_totp SET state = 'active' "
                 "WHERE username = ? AND secret = ? AND state = 'pending'",
-                (username, secret),
+                (username, sealed),
             )
             return cursor.rowcount == 1
 
