@@ -1,9 +1,11 @@
-"""Shared fixtures: a real redis-server on a free loopback port, and a hash-copy counter."""
+"""Shared fixtures: a real redis-server on a free loopback port, a hash-copy counter, and a
+helper for child processes that must answer Ctrl-C."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -41,6 +43,22 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def default_sigint() -> Callable[[], None]:
+    """Return a ``preexec_fn`` that gives a child process the default SIGINT disposition.
+
+    A shell runs a job started with ``&`` with SIGINT ignored, and children inherit that: a
+    Python child then never raises KeyboardInterrupt, and a test that stops it with SIGINT
+    (as Ctrl-C would) waits for nothing. Resetting it in the child makes such tests behave
+    the same from a terminal, a script or CI.
+    """
+    return _default_sigint
 
 
 def _free_port() -> int:

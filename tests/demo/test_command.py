@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import importlib
 import io
@@ -14,6 +13,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,38 +96,52 @@ def test_module_entry_point_runs_main(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_serves_and_prints_working_credentials(tmp_path: Path, host: str) -> None:
-    """The server answers on the printed URL and the printed password is alice's; Ctrl-C stops it.
+def test_serves_and_prints_working_credentials(
+    tmp_path: Path, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answers on the printed URL and the printed password is alice's.
 
-    The server runs in this (the main) thread, as on a terminal; a helper thread reads the
-    banner, fetches the sign-in page, then sends the KeyboardInterrupt Ctrl-C would.
+    Regression: this test used to stop the server with ``_thread.interrupt_main()``, which does
+    nothing when SIGINT is ignored (a job started with ``&`` from a script), so the suite hung
+    for ever. The command now runs in a helper thread and the test stops it with the server's
+    own ``shutdown()``, whatever the signal dispositions; Ctrl-C in a real process is
+    ``tests/test_cli.py::test_console_script_serves_the_demo``.
     """
+    import werkzeug.serving  # noqa: PLC0415 - the demo extra, as the command imports it
+
+    servers: list[werkzeug.serving.BaseWSGIServer] = []
+    real_make_server = werkzeug.serving.make_server
+
+    def capture(*args: Any, **kwargs: Any) -> werkzeug.serving.BaseWSGIServer:
+        server = real_make_server(*args, **kwargs)
+        servers.append(server)
+        return server
+
+    monkeypatch.setattr(werkzeug.serving, "make_server", capture)
     out = io.StringIO()
     db_path = tmp_path / "demo.sqlite3"
-    seen: dict[str, str] = {}
-
-    def visit() -> None:
-        try:
-            for _ in range(200):
-                found = re.search(r"(http://\S+/).*password (\S+)", out.getvalue(), re.DOTALL)
-                if found:
-                    break
-                time.sleep(0.05)
-            else:
-                return
-            seen["url"], seen["password"] = found.groups()
-            with urllib.request.urlopen(seen["url"] + "sign-in", timeout=10) as page:  # noqa: S310
-                seen["page"] = page.read().decode()
-        finally:
-            _thread.interrupt_main()
-
-    helper = threading.Thread(target=visit)
-    helper.start()
+    status: list[int] = []
     args = parse("--host", host, "--port", "0", "--db", str(db_path))
-    assert 0 == run(args, out=out)
-    helper.join(timeout=10)
-    assert "Sign in" in seen["page"]
-    assert DemoDB(db_path).check_password(DEMO_USER, seen["password"]) is not None
+    serving = threading.Thread(target=lambda: status.append(run(args, out=out)), daemon=True)
+    serving.start()
+    try:
+        found = None
+        for _ in range(400):
+            found = re.search(r"(http://\S+/).*password (\S+)", out.getvalue(), re.DOTALL)
+            if found or not serving.is_alive():
+                break
+            time.sleep(0.05)
+        assert found is not None, out.getvalue()
+        url, password = found.groups()
+        with urllib.request.urlopen(url + "sign-in", timeout=10) as page:  # noqa: S310
+            assert "Sign in" in page.read().decode()
+    finally:
+        for server in servers:
+            server.shutdown()  # from another thread: serve_forever returns, whatever SIGINT does
+        serving.join(timeout=30)
+    assert not serving.is_alive()
+    assert [0] == status
+    assert DemoDB(db_path).check_password(DEMO_USER, password) is not None
 
 
 def test_allow_remote_lets_any_address_through(tmp_path: Path) -> None:
