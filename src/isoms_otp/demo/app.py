@@ -2,10 +2,12 @@
 
 Routes, in the order a user meets them:
 
-* ``/sign-in``: username, password and code on one form. A wrong password counts as a failure
-  right away. A user with active TOTP signs in right there; everyone else (including unknown
-  usernames, so nothing tells them apart) goes on to ``/sign-in/sms``, and a text message is
-  sent only if the password was right and the user is not throttled.
+* ``/sign-in``: username, password and code on one form. A user with active TOTP signs in
+  right there (a wrong password or code counts as a failure). Everyone else (including unknown
+  usernames, so nothing tells them apart) goes on to ``/sign-in/sms``: that attempt counts as a
+  failure right away, right password or wrong, until its code signs in, and a text message is
+  sent only if the password was right and the user is not throttled. Both paths do the same
+  work and leave the same throttle state, so no answer tells whether the password was right.
 * ``/outbox``: demo only, the simulated phone: it shows every text message to anyone. A real
   deployment must not have such a page (it would tell a guesser when a password was right).
 * ``/totp``: *TOTP Configuration* (from the menu under the user's name): *Activate TOTP* makes a
@@ -215,10 +217,6 @@ def _refuse(verdict: Verdict, *, template: str, username: str = "") -> ResponseR
     return render_template(template, error=MESSAGES["failed"], username=username), 401
 
 
-# What the code page answers when there is no code to check (the password was wrong).
-_NO_MATCH: Final = Verdict(reason="invalid")
-
-
 class _Demo:
     """The views; each one is a step of the flow and the library calls it makes."""
 
@@ -234,6 +232,9 @@ class _Demo:
         # that: it is never examined ("malformed", a failure), or "throttled" while the user
         # must wait. The key is random and never used to compute a code.
         self._failure_only = TOTP(secrets.token_bytes(20))
+        # Stands in for a user's SMS key when no message is sent (a wrong password), so that
+        # both paths compute a code; what it computes is never sent nor compared for a verdict.
+        self._decoy_sms_secret = secrets.token_bytes(20)
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -274,13 +275,14 @@ class _Demo:
         """End ``user``'s other sessions (how they sign in has changed); keep this one."""
         session["epoch"] = self.db.end_sessions(user.username)
 
+    def message_otp(self, user: User | None, sent_at: float) -> HOTP:
+        """Return :func:`message_otp` for ``user``, or a decoy's when there is no user."""
+        if user is not None:
+            return message_otp(user, sent_at)
+        return HOTP(hmac.digest(self._decoy_sms_secret, repr(sent_at).encode(), "sha256"))
+
     def count_failure(self, username: str) -> Verdict:
         return self.verifier.verify(username, self._failure_only, "")
-
-    def throttle(self, username: str) -> Verdict | None:
-        """Return a "throttled" verdict while ``username`` must wait, else ``None`` (read-only)."""
-        wait = self.verifier.retry_after(username)
-        return None if wait is None else Verdict(reason="throttled", retry_after=wait)
 
     # -- sign-in ---------------------------------------------------------------------------
 
@@ -299,20 +301,23 @@ class _Demo:
         user = self.db.check_password(username, password)
         record = self.db.totp(username)
         totp = None if record is None or record.state != "active" else TOTP(record.secret)
-        if user is None:
-            # A wrong password counts here, once, whatever comes next: passwords are throttled
-            # like codes. The code is not looked at, so a wrong code and a wrong password look
-            # the same.
-            verdict = self.count_failure(username)
-            if totp is None and verdict.reason != "throttled":
-                return self.start_sms(username, None)
-        elif totp is None:
+        if totp is None:
+            # The text-message path. Its attempt (password, then code) counts here, once, right
+            # or wrong password: passwords are throttled like codes, and the throttle state
+            # after this step must not tell whether the password was right. (It used to count
+            # only a wrong one, so the code step answered [401, 429] to two wrong codes after
+            # the right password and [401, 401] after a wrong one.) The right code resets it.
             # Never send a text message while throttled: a locked account gets the same page
             # whether the password was right or wrong.
-            throttled = self.throttle(username)
-            if throttled is None:
-                return self.start_sms(username, user)
-            verdict = throttled
+            verdict = self.count_failure(username)
+            if verdict.reason != "throttled":
+                # Read either way; no message whose code could not be typed before it expires
+                # (this attempt just started a lock).
+                wait = self.verifier.retry_after(username) or 0.0
+                return self.start_sms(username, user if wait < SMS_LIFETIME else None)
+        elif user is None:
+            # The code is not looked at, so a wrong code and a wrong password look the same.
+            verdict = self.count_failure(username)
         else:
             verdict = self.verifier.verify(username, totp, request.form.get("code", ""))
         if verdict.ok and user is not None:
@@ -325,21 +330,25 @@ class _Demo:
         """Go on to the text-message step; send a code only to ``user`` (the password was right)."""
         now = self.clock()
         self.db.remove_challenges(before=now - SMS_LIFETIME)
-        counter, sent_at = None, now
+        # The same reads and the same code computation whether the password was right or not,
+        # and the same lifetime: a challenge that reuses a recent message expires with it,
+        # even when no message is for this sign-in (else its expiry would tell).
+        counter = self.verifier.next_counter(username)
+        last = self.db.last_sent(username, counter)
+        recent = last is not None and now - last < SMS_INTERVAL
+        sent_at = last if last is not None and recent else now
+        code = self.message_otp(user, now).generate(counter)
         if user is None:
             log.info("sign-in: user=%s wrong password or unknown user (no message)", username)
+        elif recent:
+            log.info("sign-in: user=%s text message sent recently, not again", username)
         else:
-            counter = self.verifier.next_counter(username)
-            last = self.db.last_sent(username, counter)
-            if last is not None and now - last < SMS_INTERVAL:
-                sent_at = last  # no second message so soon: this challenge takes the last one's
-                log.info("sign-in: user=%s text message sent recently, not again", username)
-            else:
-                code = message_otp(user, now).generate(counter)
-                text = f"Your iSOMS sign-in code is {code}. It expires in 5 minutes."
-                self.send_sms(username, text)
-                log.info("sign-in: user=%s text message sent", username)
-        challenge = Challenge(username=username, counter=counter, sent_at=sent_at)
+            text = f"Your iSOMS sign-in code is {code}. It expires in 5 minutes."
+            self.send_sms(username, text)
+            log.info("sign-in: user=%s text message sent", username)
+        challenge = Challenge(
+            username=username, counter=None if user is None else counter, sent_at=sent_at
+        )
         session["challenge"] = self.db.add_challenge(challenge)
         return redirect(url_for("sign_in_sms"))
 
@@ -358,14 +367,20 @@ class _Demo:
             session.pop("challenge", None)
             return render_template("sign_in.html", error=MESSAGES["expired"]), 401
         user = self.sms_user(challenge)
+        # Every code typed here counts as an attempt, whether a message was sent or not: a
+        # challenge that cannot match (a wrong password, a used code, TOTP active since) is
+        # settled like a wrong code, with the same work: the store's counter read, one code
+        # computed, one settle. (It used to be a read-only check, so only the right password
+        # earned a back-off: a password oracle.) The decoy's result is thrown away: nothing
+        # signs in by luck.
+        code = request.form.get("code", "")
         if user is None:
-            # Nothing can match, so nothing is counted again here (a wrong password was
-            # counted on /sign-in).
-            throttled = self.throttle(challenge.username)
-            verdict = _NO_MATCH if throttled is None else throttled
+            counter = self.verifier.next_counter(challenge.username)
+            self.message_otp(None, challenge.sent_at).verify(code, counter=counter)
+            verdict = self.count_failure(challenge.username)
         else:
             otp = message_otp(user, challenge.sent_at)
-            verdict = self.verifier.verify(user.username, otp, request.form.get("code", ""))
+            verdict = self.verifier.verify(user.username, otp, code)
         if verdict.ok and user is not None:
             self.db.remove_challenges(key=key)
             return self.start_session(user, "password+sms")
@@ -378,10 +393,12 @@ class _Demo:
         ``None`` when no message was sent (a wrong password), its code was used already, or
         TOTP became active since: then only TOTP signs in.
         """
-        user = None if challenge.counter is None else self.db.user(challenge.username)
-        if user is None or challenge.counter != self.verifier.next_counter(user.username):
+        # The same three reads whatever the challenge holds, so their time tells nothing.
+        user = self.db.user(challenge.username)
+        counter = self.verifier.next_counter(challenge.username)
+        record = self.db.totp(challenge.username)
+        if user is None or challenge.counter is None or challenge.counter != counter:
             return None
-        record = self.db.totp(user.username)
         return None if record is not None and record.state == "active" else user
 
     def sign_out(self) -> ResponseReturnValue:
