@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ class Demo:
     clock: FakeClock = field(default_factory=lambda: FakeClock(1_700_000_000.0))
     sent: list[tuple[str, str]] = field(default_factory=list)
     policy: ThrottlePolicy = DEMO_POLICY
+    timeout: float = 5.0
 
     def __post_init__(self) -> None:
         self.db_path = str(self.tmp_path / "demo.sqlite3")
@@ -42,6 +45,7 @@ class Demo:
             clock=self.clock,
             sms_sink=lambda to, body: self.sent.append((to, body)),
             policy=self.policy,
+            timeout=self.timeout,
         )
         self.apps = [self.app]
         self.db = DemoDB(self.db_path)
@@ -185,6 +189,86 @@ def test_store_failure_fails_closed_with_a_message(
     assert 503 == response.status_code
     assert MESSAGES["unavailable"] in response.get_data(as_text=True)
     assert "OTP store failed: the store timed out" in caplog.text
+
+
+@contextlib.contextmanager
+def broken(path: str, how: str) -> Iterator[None]:
+    """Make the SQLite file at ``path`` fail for the app, for real.
+
+    ``"locked"``: another connection holds the write lock (in WAL mode reads still go on).
+    ``"replaced"``: the file is replaced by one that is no database (and its WAL removed, whose
+    pages would still be read), so every new connection fails, reads too.
+    """
+    if how == "replaced":
+        junk = Path(path + ".junk")
+        junk.write_bytes(b"not a database " * 512)
+        junk.replace(path)
+        for suffix in ("-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+        yield
+        return
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def _nothing(demo: Demo) -> None:
+    """Nothing to prepare: a fresh visitor."""
+
+
+def _signed_in(demo: Demo) -> None:
+    demo.sign_in_by_sms()
+
+
+def _code_sent(demo: Demo) -> None:
+    demo.sign_in()
+    demo.read_the_message()
+
+
+def _code_expired(demo: Demo) -> None:
+    demo.sign_in()
+    demo.clock.advance(300)
+
+
+# (before the lock, the request under it): every route that reads or writes the database.
+STEPS = {
+    "sign-in": (_nothing, ("POST", "/sign-in")),
+    "sms-code": (_code_sent, ("POST", "/sign-in/sms")),
+    "sms-expired": (_code_expired, ("POST", "/sign-in/sms")),
+    "home": (_signed_in, ("GET", "/")),
+    "totp-page": (_signed_in, ("GET", "/totp")),
+    "activate": (_signed_in, ("POST", "/totp/activate")),
+    "sign-out": (_signed_in, ("POST", "/sign-out")),
+    "outbox": (_nothing, ("GET", "/outbox")),
+}
+# Which steps a write lock alone stops (in WAL mode reads go on).
+WRITES = ["activate", "sign-in", "sign-out", "sms-code", "sms-expired"]
+
+
+@pytest.mark.parametrize(
+    ("step", "how"),
+    [(step, "locked") for step in WRITES] + [(step, "replaced") for step in sorted(STEPS)],
+)
+def test_every_storage_failure_is_the_503_page(tmp_path: Path, step: str, how: str) -> None:
+    """Regression: a locked demo database gave a 500 (DemoDB's sqlite3.OperationalError
+    escaped the StoreError handler), on the SMS step among others. Every storage failure,
+    the demo's tables or the OTP store, is now the documented 503 page.
+    """
+    demo = Demo(tmp_path, timeout=0.05)
+    try:
+        prepare, (method, path) = STEPS[step]
+        prepare(demo)
+        form = {"csrf_token": demo.token(), "username": "alice", "password": PASSWORD,
+                "code": "123456"}  # fmt: skip
+        with broken(demo.db_path, how):
+            response = demo.client.open(path, method=method, data=form)
+        assert (503, MESSAGES["unavailable"]) == (response.status_code, error_of(response))
+    finally:
+        demo.close()
 
 
 def test_pages_behind_sign_in_redirect_to_it(demo: Demo) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
-from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
+from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
@@ -102,17 +102,20 @@ def create_app(
     clock: Callable[[], float] = time.time,
     sms_sink: SmsSink | None = None,
     policy: ThrottlePolicy = DEMO_POLICY,
+    timeout: float = 5.0,
 ) -> Flask:
     """Build the demo app on the SQLite file ``db_path`` (created if missing).
 
     ``clock`` (Unix seconds) drives code checks and SMS expiry; pass a
     :class:`~isoms_otp.testing.FakeClock` in tests. ``sms_sink(username, text)`` sends each text
     message; the default is the outbox page plus a ``[SIMULATED SMS]`` log line. ``policy`` is
-    the throttle. The session key is random per call, so a restart signs everyone out. The
-    app's :class:`SQLiteStore` is ``app.extensions["isoms_otp_store"]``: close it when done.
+    the throttle. ``timeout`` is how long a request waits for the database's lock (seconds);
+    every storage failure, the demo's tables or the OTP store, is the 503 page. The session
+    key is random per call, so a restart signs everyone out. The app's :class:`SQLiteStore` is
+    ``app.extensions["isoms_otp_store"]``: close it when done.
     """
-    db = DemoDB(db_path)
-    store = SQLiteStore(db_path)
+    db = DemoDB(db_path, timeout=timeout)
+    store = SQLiteStore(db_path, timeout=timeout)
     # look_ahead=0: a text-message code is accepted only for the counter it was sent for, not
     # for the next five (TOTP codes ignore look_ahead).
     verifier = Verifier(store, policy=policy, clock=clock, look_ahead=0)
@@ -172,8 +175,9 @@ def _check_csrf() -> ResponseReturnValue | None:
 
 
 def _store_failed(error: StoreError) -> ResponseReturnValue:
-    """Fail closed when the replay/throttle store fails: nobody signs in, nothing is accepted."""
+    """Fail closed when storage fails (the OTP store or the demo's tables): nobody signs in."""
     log.error("OTP store failed: %s", error)
+    g.storage_failed = True  # the page must not read the database again (template_globals)
     return render_template("error.html", error=MESSAGES["unavailable"]), 503
 
 
@@ -241,7 +245,7 @@ class _Demo:
     def template_globals(self) -> dict[str, object]:
         # current_user() first: it clears a stale session, token included, and the form must
         # carry the token of the session the browser will actually hold.
-        user = self.current_user()
+        user = None if g.get("storage_failed") else self.current_user()
         if "csrf" not in session:
             session["csrf"] = secrets.token_urlsafe(32)
         return {"csrf_token": session["csrf"], "user": user}
