@@ -4,6 +4,7 @@ helper for child processes that must answer Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -105,6 +106,19 @@ def start_redis(directory: Path) -> RedisServer:
             time.sleep(0.02)
         server.stop()
     pytest.fail(f"redis-server ({REDIS_SERVER}) did not start on a loopback port")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point $XDG_STATE_HOME at a temporary directory: no test writes the user's own state
+    (the demo's default database lives there)."""
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state-home"))
+    yield
+    if before is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

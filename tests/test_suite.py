@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,20 @@ def test_a_hung_test_fails_and_the_run_goes_on(tmp_path: Path) -> None:
     assert 1 == result.returncode, result.stdout + result.stderr
     assert "Timeout" in result.stdout
     assert "1 failed, 1 passed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["isoms-otp-demo.sqlite3", "isoms-otp-demo.sqlite3-wal", "demo.sqlite3-shm",
+     "otp.sqlite3-journal", "benchmarks/results/core-20260101T000000Z.json",
+     "test-artifacts/demo/01-sms-step.png", ".coverage", ".coverage.host.1234"],
+)  # fmt: skip
+def test_gitignore_covers_what_the_demo_and_benchmarks_write(written: str) -> None:
+    """Regression: the demo's database (password hashes, TOTP secrets) could be committed."""
+    lines = (PYPROJECT.parent / ".gitignore").read_text(encoding="utf-8").splitlines()
+    patterns = [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+    names = written.split("/")
+    # The path, each of its directories, and the file name (a pattern without a slash
+    # matches a name at any depth).
+    parts = [written, names[-1], *("/".join(names[: n + 1]) for n in range(len(names) - 1))]
+    assert any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in patterns)
