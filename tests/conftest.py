@@ -1,9 +1,12 @@
-"""Shared fixtures: a real redis-server on a free loopback port, and a hash-copy counter."""
+"""Shared fixtures: a real redis-server on a free loopback port, a hash-copy counter, and a
+helper for child processes that must answer Ctrl-C."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -41,6 +44,22 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def default_sigint() -> Callable[[], None]:
+    """Return a ``preexec_fn`` that gives a child process the default SIGINT disposition.
+
+    A shell runs a job started with ``&`` with SIGINT ignored, and children inherit that: a
+    Python child then never raises KeyboardInterrupt, and a test that stops it with SIGINT
+    (as Ctrl-C would) waits for nothing. Resetting it in the child makes such tests behave
+    the same from a terminal, a script or CI.
+    """
+    return _default_sigint
 
 
 def _free_port() -> int:
@@ -87,6 +106,19 @@ def start_redis(directory: Path) -> RedisServer:
             time.sleep(0.02)
         server.stop()
     pytest.fail(f"redis-server ({REDIS_SERVER}) did not start on a loopback port")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point $XDG_STATE_HOME at a temporary directory: no test writes the user's own state
+    (the demo's default database lives there)."""
+    before = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state-home"))
+    yield
+    if before is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

@@ -1116,7 +1116,7 @@ def test_python_m_enroll_qr_decodes(decoder: ModuleType) -> None:
     assert [uri] == decode_modules(decoder, modules_from_terminal(qr_lines(result.stdout)))
 
 
-def test_watch_ctrl_c_in_a_real_process(tmp_path: Path) -> None:
+def test_watch_ctrl_c_in_a_real_process(tmp_path: Path, default_sigint: Callable[[], None]) -> None:
     """SIGINT ends a real `code --watch` with status 0, a final newline and no traceback."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     (tmp_path / "key").write_text(KEY, encoding="ascii")
@@ -1128,6 +1128,7 @@ def test_watch_ctrl_c_in_a_real_process(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            preexec_fn=default_sigint,  # noqa: PLW1509 - resets one signal, imports nothing
         ) as process,
     ):
         assert process.stdout is not None
@@ -1176,35 +1177,37 @@ def test_demo_command_is_wired(run: RunCli) -> None:
 
 
 @pytest.mark.slow
-def test_console_script_serves_the_demo(tmp_path: Path) -> None:
+def test_console_script_serves_the_demo(tmp_path: Path, default_sigint: Callable[[], None]) -> None:
     """The installed `isoms-otp demo` serves the sign-in page on loopback; Ctrl-C stops it."""
     script = shutil.which("isoms-otp", path=str(Path(sys.executable).parent))
     if script is None:
         pytest.fail(f"no isoms-otp console script next to {sys.executable}: install the package")
-    process = subprocess.Popen(
+    with subprocess.Popen(
         [script, "demo", "--port", "0", "--db", str(tmp_path / "demo.sqlite3")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        banner = ""
-        found = None
-        while found is None:
-            line = process.stdout.readline()
-            if not line:
-                break
-            banner += line
-            found = re.search(r"(http://\S+/)", banner)
-        assert found is not None, banner
-        with urllib.request.urlopen(found.group(1) + "sign-in", timeout=10) as page:  # noqa: S310
-            assert "Sign in" in page.read().decode()
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.wait(timeout=30)
+        preexec_fn=default_sigint,  # noqa: PLW1509 - resets one signal, imports nothing
+    ) as process:  # closes both pipes on the way out, even when an assertion fails
+        try:
+            assert process.stdout is not None
+            banner = ""
+            found = None
+            while found is None:
+                line = process.stdout.readline()
+                if not line:
+                    break
+                banner += line
+                found = re.search(r"(http://\S+/)", banner)
+            assert found is not None, banner
+            with urllib.request.urlopen(found.group(1) + "sign-in", timeout=10) as page:  # noqa: S310
+                assert "Sign in" in page.read().decode()
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
     assert 0 == process.returncode
     assert "Traceback" not in err
 

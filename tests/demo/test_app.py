@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from isoms_otp import TOTP, StoreError, ThrottlePolicy, encode_secret
+from isoms_otp import TOTP, SQLiteStore, StoreError, ThrottlePolicy, encode_secret
 from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app, message_otp
 from isoms_otp.demo.db import DemoDB
 from isoms_otp.testing import FakeClock
@@ -33,6 +36,7 @@ class Demo:
     clock: FakeClock = field(default_factory=lambda: FakeClock(1_700_000_000.0))
     sent: list[tuple[str, str]] = field(default_factory=list)
     policy: ThrottlePolicy = DEMO_POLICY
+    timeout: float = 5.0
 
     def __post_init__(self) -> None:
         self.db_path = str(self.tmp_path / "demo.sqlite3")
@@ -41,6 +45,7 @@ class Demo:
             clock=self.clock,
             sms_sink=lambda to, body: self.sent.append((to, body)),
             policy=self.policy,
+            timeout=self.timeout,
         )
         self.apps = [self.app]
         self.db = DemoDB(self.db_path)
@@ -83,7 +88,12 @@ class Demo:
     def sign_in_by_sms(self) -> None:
         """Sign in with password and text message; assert it worked."""
         assert "/sign-in/sms" == self.sign_in().location
+        self.read_the_message()
         assert "/" == self.post("/sign-in/sms", code=self.sms_code()).location
+
+    def read_the_message(self) -> None:
+        """Let the time pass that reading a message takes: the attempt's back-off (1 s)."""
+        self.clock.advance(self.policy.base_delay)
 
     def totp(self) -> TOTP:
         """Return the TOTP of alice's stored (pending or active) secret."""
@@ -181,6 +191,86 @@ def test_store_failure_fails_closed_with_a_message(
     assert "OTP store failed: the store timed out" in caplog.text
 
 
+@contextlib.contextmanager
+def broken(path: str, how: str) -> Iterator[None]:
+    """Make the SQLite file at ``path`` fail for the app, for real.
+
+    ``"locked"``: another connection holds the write lock (in WAL mode reads still go on).
+    ``"replaced"``: the file is replaced by one that is no database (and its WAL removed, whose
+    pages would still be read), so every new connection fails, reads too.
+    """
+    if how == "replaced":
+        junk = Path(path + ".junk")
+        junk.write_bytes(b"not a database " * 512)
+        junk.replace(path)
+        for suffix in ("-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+        yield
+        return
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def _nothing(demo: Demo) -> None:
+    """Nothing to prepare: a fresh visitor."""
+
+
+def _signed_in(demo: Demo) -> None:
+    demo.sign_in_by_sms()
+
+
+def _code_sent(demo: Demo) -> None:
+    demo.sign_in()
+    demo.read_the_message()
+
+
+def _code_expired(demo: Demo) -> None:
+    demo.sign_in()
+    demo.clock.advance(300)
+
+
+# (before the lock, the request under it): every route that reads or writes the database.
+STEPS = {
+    "sign-in": (_nothing, ("POST", "/sign-in")),
+    "sms-code": (_code_sent, ("POST", "/sign-in/sms")),
+    "sms-expired": (_code_expired, ("POST", "/sign-in/sms")),
+    "home": (_signed_in, ("GET", "/")),
+    "totp-page": (_signed_in, ("GET", "/totp")),
+    "activate": (_signed_in, ("POST", "/totp/activate")),
+    "sign-out": (_signed_in, ("POST", "/sign-out")),
+    "outbox": (_nothing, ("GET", "/outbox")),
+}
+# Which steps a write lock alone stops (in WAL mode reads go on).
+WRITES = ["activate", "sign-in", "sign-out", "sms-code", "sms-expired"]
+
+
+@pytest.mark.parametrize(
+    ("step", "how"),
+    [(step, "locked") for step in WRITES] + [(step, "replaced") for step in sorted(STEPS)],
+)
+def test_every_storage_failure_is_the_503_page(tmp_path: Path, step: str, how: str) -> None:
+    """Regression: a locked demo database gave a 500 (DemoDB's sqlite3.OperationalError
+    escaped the StoreError handler), on the SMS step among others. Every storage failure,
+    the demo's tables or the OTP store, is now the documented 503 page.
+    """
+    demo = Demo(tmp_path, timeout=0.05)
+    try:
+        prepare, (method, path) = STEPS[step]
+        prepare(demo)
+        form = {"csrf_token": demo.token(), "username": "alice", "password": PASSWORD,
+                "code": "123456"}  # fmt: skip
+        with broken(demo.db_path, how):
+            response = demo.client.open(path, method=method, data=form)
+        assert (503, MESSAGES["unavailable"]) == (response.status_code, error_of(response))
+    finally:
+        demo.close()
+
+
 def test_pages_behind_sign_in_redirect_to_it(demo: Demo) -> None:
     """Home and TOTP Configuration need a signed-in user."""
     assert "/sign-in" == demo.client.get("/").location
@@ -197,6 +287,7 @@ def test_sms_sign_in(demo: Demo) -> None:
     assert "/sign-in/sms" == response.location
     assert "alice" == demo.sent[-1][0]
     assert 200 == demo.client.get("/sign-in/sms").status_code
+    demo.read_the_message()
     response = demo.post("/sign-in/sms", code=demo.sms_code())
     assert "/" == response.location
     assert "Welcome, alice" in demo.client.get("/").text
@@ -229,20 +320,86 @@ def test_wrong_passwords_are_throttled_before_the_sms_step(demo: Demo) -> None:
     assert (error_of(response) or "").startswith("Too many failed attempts.")
 
 
-def test_code_step_after_a_wrong_password_does_not_count_again(demo: Demo) -> None:
-    """A wrong password is one failure: the codes typed after it are not counted again."""
-    for _ in range(DEMO_POLICY.max_failures - 1):
-        demo.sign_in(password=WRONG)
-        demo.clock.advance(DEMO_POLICY.max_delay)
-        for _ in range(3):
-            assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code="123456"))
-    assert "/sign-in/sms" == demo.sign_in().location
-    assert ["alice"] == [to for to, _ in demo.sent]
+def transcript(demo: Demo, password: str) -> list[tuple[int, str | None, str | None]]:
+    """Sign in with ``password``, then type wrong text-message codes; return what came back."""
+    seen: list[tuple[int, str | None, str | None]] = []
+    response = demo.sign_in(password=password)
+    seen.append((response.status_code, response.location, None))
+    wrong = f"{(int(demo.sms_code()) + 1) % 10**6:06d}" if demo.sent else "000000"
+    for wait in (0, 1, 0, 2, 0, 4, 8, 0):
+        demo.clock.advance(wait)
+        response = demo.post("/sign-in/sms", code=wrong)
+        seen.append((response.status_code, error_of(response), response.headers.get("Retry-After")))
+    return seen
+
+
+def test_sms_step_answers_the_same_after_a_right_and_a_wrong_password(tmp_path: Path) -> None:
+    """Regression: the SMS step was a password oracle. After the right password two wrong codes
+    answered [401, 429]; after a wrong one [401, 401], since only the right password's codes
+    were counted (and the right password itself was not).
+
+    Now every status, message and Retry-After is the same, code after code, up to the lock.
+    """
+    (tmp_path / "right").mkdir()
+    (tmp_path / "wrong").mkdir()
+    right, wrong = Demo(tmp_path / "right"), Demo(tmp_path / "wrong")
+    try:
+        expected = transcript(right, PASSWORD)
+        assert 1 == len(right.sent)
+        assert expected == transcript(wrong, WRONG)
+        assert [] == wrong.sent
+        assert 429 in [status for status, _, _ in expected]
+        assert 401 in [status for status, _, _ in expected[1:]]
+    finally:
+        right.close()
+        wrong.close()
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["wrong-password", "unknown-user"])
+def test_both_paths_do_the_same_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, known: bool
+) -> None:
+    """Regression: after a wrong password the code step made fewer store and database calls
+    (no settle at all), so its time could tell. Now both paths make the same calls in the
+    same order; only the right password's text message is sent.
+    """
+    calls: list[str] = []
+    for owner in (SQLiteStore, DemoDB):
+        for name, function in list(vars(owner).items()):
+            if callable(function) and not name.startswith("_"):
+
+                def record(*args: Any, _name: str = name, _f: Any = function, **kw: Any) -> Any:
+                    calls.append(_name)
+                    return _f(*args, **kw)
+
+                monkeypatch.setattr(owner, name, record)
+
+    def walk(demo: Demo, password: str, user: str) -> list[str]:
+        calls.clear()
+        demo.sign_in(password=password, user=user)
+        demo.read_the_message()
+        demo.post("/sign-in/sms", code="123456")
+        demo.clock.advance(2)
+        demo.post("/sign-in/sms", code="123456")
+        return list(calls)
+
+    (tmp_path / "right").mkdir()
+    (tmp_path / "wrong").mkdir()
+    right, wrong = Demo(tmp_path / "right"), Demo(tmp_path / "wrong")
+    try:
+        expected = walk(right, PASSWORD, "alice")
+        assert "settle" in expected
+        assert expected == walk(wrong, WRONG, "alice" if known else "bob")
+        assert (1, 0) == (len(right.sent), len(wrong.sent))
+    finally:
+        right.close()
+        wrong.close()
 
 
 def test_wrong_or_used_sms_code_fails_generically(demo: Demo) -> None:
     """A wrong code and an already used one get the generic message."""
     demo.sign_in()
+    demo.read_the_message()
     code = demo.sms_code()
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code=wrong))
@@ -250,6 +407,7 @@ def test_wrong_or_used_sms_code_fails_generically(demo: Demo) -> None:
     assert "/" == demo.post("/sign-in/sms", code=code).location
     demo.post("/sign-out")
     demo.sign_in()
+    demo.read_the_message()
     assert code != demo.sms_code()  # the next counter's code
     assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code=code))
 
@@ -261,23 +419,46 @@ def test_sms_code_of_a_later_counter_is_refused(demo: Demo) -> None:
     assert user is not None
     later = message_otp(user, demo.clock()).generate(1)
     assert later != demo.sms_code()
+    demo.read_the_message()
     response = demo.post("/sign-in/sms", code=later)
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 
 
-def test_at_most_one_text_message_a_minute(demo: Demo) -> None:
+def test_at_most_one_text_message_a_minute(tmp_path: Path) -> None:
     """Regression: every right password sent a text message, however often (SMS bombing, cost).
 
-    Within a minute, signing in again sends nothing and the code already sent works.
+    Within a minute, signing in again sends nothing and the code already sent works. (A policy
+    with a short back-off: each sign-in counts as an attempt of this client, which locks after
+    at most 10.)
     """
-    for _ in range(20):
-        assert "/sign-in/sms" == demo.sign_in().location
-        demo.clock.advance(2.9)
-    assert 1 == len(demo.sent)
-    demo.clock.advance(2)  # 60 s after the message: the next sign-in sends a new one
-    demo.sign_in()
-    assert 2 == len(demo.sent)
-    assert "/" == demo.post("/sign-in/sms", code=demo.sms_code()).location
+    policy = ThrottlePolicy(max_failures=30, base_delay=1.0, max_delay=2.0, lock_duration=300.0)
+    demo = Demo(tmp_path, policy=policy)
+    try:
+        for _ in range(8):
+            assert "/sign-in/sms" == demo.sign_in().location
+            demo.clock.advance(7.4)
+        assert 1 == len(demo.sent)
+        demo.clock.advance(1)  # 60 s after the message: the next sign-in sends a new one
+        demo.sign_in()
+        assert 2 == len(demo.sent)
+        demo.clock.advance(2)
+        assert "/" == demo.post("/sign-in/sms", code=demo.sms_code()).location
+    finally:
+        demo.close()
+
+
+def test_no_message_once_the_attempt_starts_a_lock(demo: Demo) -> None:
+    """The sign-in that locks the user sends no message: its code could not be typed in time.
+
+    The page is the text-message step all the same, as for a wrong password.
+    """
+    for wait in (1, 2, 4, 8):
+        assert "/sign-in/sms" == demo.sign_in(password=WRONG).location
+        demo.clock.advance(wait)
+    assert "/sign-in/sms" == demo.sign_in().location  # the fifth attempt: locked from now
+    assert [] == demo.sent
+    demo.clock.advance(1)
+    assert 429 == demo.post("/sign-in/sms", code="123456").status_code
 
 
 def test_reused_message_keeps_its_code_and_expiry(demo: Demo) -> None:
@@ -300,11 +481,13 @@ def test_code_used_in_another_tab_ends_this_challenge(demo: Demo) -> None:
     demo.clock.advance(60)
     demo.sign_in()
     assert first != demo.sms_code()
+    demo.clock.advance(2)  # the second attempt's back-off
     assert "/" == other.post("/sign-in/sms", data={"csrf_token": demo.token(other, "/sign-in/sms"),
                                                    "code": first}).location  # fmt: skip
-    for _ in range(DEMO_POLICY.max_failures + 1):  # nothing is counted: never throttled
-        response = demo.post("/sign-in/sms", code=demo.sms_code())
-        assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+    # Refused like a wrong code after a wrong password: generically, and counted.
+    response = demo.post("/sign-in/sms", code=demo.sms_code())
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+    assert 429 == demo.post("/sign-in/sms", code=demo.sms_code()).status_code
 
 
 def test_sms_code_is_refused_once_totp_is_active(demo: Demo) -> None:
@@ -314,6 +497,7 @@ def test_sms_code_is_refused_once_totp_is_active(demo: Demo) -> None:
     record = demo.db.totp("alice")
     assert record is not None
     assert demo.db.activate("alice", record.sealed)
+    demo.read_the_message()
     response = demo.post("/sign-in/sms", code=demo.sms_code())
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
 
@@ -337,8 +521,9 @@ def test_expired_sms_code_never_works_again(demo: Demo) -> None:
     demo.sign_in()
     new = demo.sms_code()
     assert old != new
+    demo.clock.advance(2)  # two attempts so far
     assert MESSAGES["failed"] == error_of(demo.post("/sign-in/sms", code=old))
-    demo.clock.advance(1)
+    demo.clock.advance(4)  # three
     assert "/" == demo.post("/sign-in/sms", code=new).location
 
 
@@ -637,6 +822,7 @@ def test_logs_hold_no_secret_password_or_totp_code(
     demo.client = app.test_client()
     demo.sent = []
     demo.sign_in()
+    demo.read_the_message()
     sms = re.search(r"code is (\d{6})", app.test_client().get("/outbox").text)
     assert sms is not None
     assert "/" == demo.post("/sign-in/sms", code=sms.group(1)).location
@@ -669,3 +855,25 @@ def test_security_events_are_logged(demo: Demo, caplog: pytest.LogCaptureFixture
     demo.sign_in(password=WRONG, code=otp.generate(demo.clock()))
     assert "sign-in refused: user=alice reason=password" in caplog.text
     assert "TOTP activated: user=alice" in caplog.text
+
+
+def test_a_stranger_cannot_lock_alice_out(demo: Demo) -> None:
+    """Wrong passwords for alice from another address lock that address only.
+
+    Regression: every wrong password counted in alice's own budget, so anyone who knew her
+    username locked her out for the lock period.
+    """
+    stranger = demo.app.test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "203.0.113.9"
+    statuses = []
+    for _ in range(DEMO_POLICY.max_failures):
+        token = demo.token(stranger)
+        form = {"csrf_token": token, "username": "alice", "password": WRONG}
+        statuses.append(stranger.post("/sign-in", data=form).status_code)
+        demo.clock.advance(DEMO_POLICY.max_delay)
+    assert [302] * DEMO_POLICY.max_failures == statuses  # each counted; the last one locks
+    assert 429 == stranger.post(
+        "/sign-in", data={"csrf_token": demo.token(stranger), "username": "alice",
+                          "password": PASSWORD}
+    ).status_code  # fmt: skip
+    demo.sign_in_by_sms()  # alice, from her own address, at once

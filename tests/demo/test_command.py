@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import importlib
 import io
 import re
 import runpy
 import socket
+import stat
 import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from isoms_otp.demo.command import DEMO_USER, add_arguments, main, run
+from isoms_otp import StoreError
+from isoms_otp.demo.command import DEMO_USER, add_arguments, default_db, main, run, state_dir
 from isoms_otp.demo.db import DemoDB
 
 
@@ -28,11 +30,92 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_defaults() -> None:
-    """Loopback, port 8000, a SQLite file in the current directory, no remote access."""
+    """Loopback, port 8000, the database in the state directory (run decides), no remote."""
     args = parse()
-    assert ("127.0.0.1", 8000, "isoms-otp-demo.sqlite3", False) == (
-        args.host, args.port, args.db, args.allow_remote
-    )  # fmt: skip
+    assert ("127.0.0.1", 8000, None, False) == (args.host, args.port, args.db, args.allow_remote)
+
+
+@pytest.mark.parametrize(
+    ("xdg", "expected"),
+    [("/srv/state", "/srv/state/isoms-otp"), ("", "HOME/.local/state/isoms-otp"),
+     ("relative/dir", "HOME/.local/state/isoms-otp")],
+    ids=["xdg-state-home", "unset", "relative-is-ignored"],
+)  # fmt: skip
+def test_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, xdg: str, expected: str
+) -> None:
+    """$XDG_STATE_HOME/isoms-otp when it is absolute, else ~/.local/state/isoms-otp."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    environ = {"XDG_STATE_HOME": xdg} if xdg else {}
+    assert Path(expected.replace("HOME", str(tmp_path))) == state_dir(environ)
+
+
+def test_default_db_is_not_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: without --db the demo wrote its database (password hashes, TOTP secrets)
+    to isoms-otp-demo.sqlite3 in whatever directory it was started from. It now lives in
+    the per-user state directory, made 0700, in a file made 0600.
+    """
+    work, state = tmp_path / "work", tmp_path / "state"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    with socket.socket() as taken:  # run() stops after opening and seeding the database
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert 2 == main(["--port", str(taken.getsockname()[1])])
+    assert "cannot listen on" in capsys.readouterr().err
+    assert [] == list(work.iterdir())
+    db = state / "isoms-otp" / "demo.sqlite3"
+    assert 0o700 == stat.S_IMODE((state / "isoms-otp").stat().st_mode)
+    assert 0o600 == stat.S_IMODE(db.stat().st_mode)
+    assert DemoDB(db).user(DEMO_USER) is not None
+
+
+def test_existing_state_directory_is_made_private(tmp_path: Path) -> None:
+    """A state directory that others could read is set to 0700."""
+    (tmp_path / "isoms-otp").mkdir(mode=0o755)
+    (tmp_path / "isoms-otp").chmod(0o755)
+    assert tmp_path / "isoms-otp" / "demo.sqlite3" == default_db({"XDG_STATE_HOME": str(tmp_path)})
+    assert 0o700 == stat.S_IMODE((tmp_path / "isoms-otp").stat().st_mode)
+
+
+def test_state_directory_that_cannot_be_made_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A state directory under a file gives a message, not a traceback."""
+    (tmp_path / "file").write_text("", encoding="ascii")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file"))
+    assert 2 == main(["--port", "0"])
+    err = capsys.readouterr().err
+    assert f"isoms-otp demo: cannot create {tmp_path / 'file' / 'isoms-otp'}:" in err
+    assert 1 == len(err.splitlines())
+
+
+def test_help_says_where_the_state_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`isoms-otp demo --help` names the state directory."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "$XDG_STATE_HOME/isoms-otp, else ~/.local/state/isoms-otp" in help_text
+    assert "mode 0700" in help_text
+
+
+def test_db_failing_while_seeding_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database that opens but then fails (another program took its lock) is one line too."""
+
+    def locked(*_args: object, **_kwargs: object) -> None:
+        raise StoreError("the demo database failed: database is locked")
+
+    monkeypatch.setattr(DemoDB, "set_user", locked)
+    path = str(tmp_path / "d.sqlite3")
+    assert 2 == main(["--port", "0", "--db", path])
+    err = capsys.readouterr().err
+    assert f"isoms-otp demo: cannot use --db {path!r}: the demo database failed" in err
+    assert 1 == len(err.splitlines())
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "::", "example.org"])  # noqa: S104
@@ -110,38 +193,52 @@ def test_module_entry_point_runs_main(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_serves_and_prints_working_credentials(tmp_path: Path, host: str) -> None:
-    """The server answers on the printed URL and the printed password is alice's; Ctrl-C stops it.
+def test_serves_and_prints_working_credentials(
+    tmp_path: Path, host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answers on the printed URL and the printed password is alice's.
 
-    The server runs in this (the main) thread, as on a terminal; a helper thread reads the
-    banner, fetches the sign-in page, then sends the KeyboardInterrupt Ctrl-C would.
+    Regression: this test used to stop the server with ``_thread.interrupt_main()``, which does
+    nothing when SIGINT is ignored (a job started with ``&`` from a script), so the suite hung
+    for ever. The command now runs in a helper thread and the test stops it with the server's
+    own ``shutdown()``, whatever the signal dispositions; Ctrl-C in a real process is
+    ``tests/test_cli.py::test_console_script_serves_the_demo``.
     """
+    import werkzeug.serving  # noqa: PLC0415 - the demo extra, as the command imports it
+
+    servers: list[werkzeug.serving.BaseWSGIServer] = []
+    real_make_server = werkzeug.serving.make_server
+
+    def capture(*args: Any, **kwargs: Any) -> werkzeug.serving.BaseWSGIServer:
+        server = real_make_server(*args, **kwargs)
+        servers.append(server)
+        return server
+
+    monkeypatch.setattr(werkzeug.serving, "make_server", capture)
     out = io.StringIO()
     db_path = tmp_path / "demo.sqlite3"
-    seen: dict[str, str] = {}
-
-    def visit() -> None:
-        try:
-            for _ in range(200):
-                found = re.search(r"(http://\S+/).*password (\S+)", out.getvalue(), re.DOTALL)
-                if found:
-                    break
-                time.sleep(0.05)
-            else:
-                return
-            seen["url"], seen["password"] = found.groups()
-            with urllib.request.urlopen(seen["url"] + "sign-in", timeout=10) as page:  # noqa: S310
-                seen["page"] = page.read().decode()
-        finally:
-            _thread.interrupt_main()
-
-    helper = threading.Thread(target=visit)
-    helper.start()
+    status: list[int] = []
     args = parse("--host", host, "--port", "0", "--db", str(db_path))
-    assert 0 == run(args, out=out)
-    helper.join(timeout=10)
-    assert "Sign in" in seen["page"]
-    assert DemoDB(db_path).check_password(DEMO_USER, seen["password"]) is not None
+    serving = threading.Thread(target=lambda: status.append(run(args, out=out)), daemon=True)
+    serving.start()
+    try:
+        found = None
+        for _ in range(400):
+            found = re.search(r"(http://\S+/).*password (\S+)", out.getvalue(), re.DOTALL)
+            if found or not serving.is_alive():
+                break
+            time.sleep(0.05)
+        assert found is not None, out.getvalue()
+        url, password = found.groups()
+        with urllib.request.urlopen(url + "sign-in", timeout=10) as page:  # noqa: S310
+            assert "Sign in" in page.read().decode()
+    finally:
+        for server in servers:
+            server.shutdown()  # from another thread: serve_forever returns, whatever SIGINT does
+        serving.join(timeout=30)
+    assert not serving.is_alive()
+    assert [0] == status
+    assert DemoDB(db_path).check_password(DEMO_USER, password) is not None
 
 
 def test_allow_remote_lets_any_address_through(tmp_path: Path) -> None:

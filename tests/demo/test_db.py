@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from isoms_otp import ConfigurationError, InvalidSecretError, SQLiteStore
+from isoms_otp import ConfigurationError, InvalidSecretError, SQLiteStore, StoreError
 from isoms_otp.demo.db import (
     KEYS_SUFFIX,
     SCRYPT_N,
@@ -242,3 +242,23 @@ def test_database_and_wal_files_are_private(tmp_path: Path) -> None:
         assert expected == {file.name: file.stat().st_mode & 0o777 for file in files}
     finally:
         store.close()
+
+
+def test_a_locked_database_is_a_store_error(tmp_path: Path) -> None:
+    """Regression: DemoDB let sqlite3.OperationalError out, which the app's 503 handler never
+    saw (a 500). It is now a StoreError, the library's one storage error, caused by SQLite's.
+    """
+    path = tmp_path / "demo.sqlite3"
+    db = DemoDB(path, timeout=0.05)
+    db.set_user("alice", "pw", phone="+1 555 0100")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(
+            StoreError, match="the demo database failed: database is locked"
+        ) as info:
+            db.set_user("alice", "new", phone="+1 555 0100")
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,9 @@ import pytest
 import isoms_otp
 from isoms_otp import TOTP
 
-pytestmark = pytest.mark.slow
+# Eight worker processes may start slowly on a busy CI machine: more than the suite's 120 s per test
+# (pyproject.toml), still a bound.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SECRET = bytes(range(20))
 NOW = 30 * 56_666_667 + 10
@@ -64,10 +67,16 @@ def race(backend: str, where: str, max_failures: int, codes: list[str]) -> Count
             worker.stdin.flush()
         reasons = Counter(worker.communicate(timeout=120)[0].strip() for worker in workers)
     finally:
+        # Also when an assertion above failed: kill what still runs and close every pipe, so a
+        # failure here is one failure (open pipes warn later, in whichever test runs then).
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-                worker.wait()
+            worker.wait()
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):  # a dead child's stdin: BrokenPipeError
+                        pipe.close()
     assert [0] * len(workers) == [worker.returncode for worker in workers]
     return reasons
 

@@ -2,10 +2,12 @@
 
 Routes, in the order a user meets them:
 
-* ``/sign-in``: username, password and code on one form. A wrong password counts as a failure
-  right away. A user with active TOTP signs in right there; everyone else (including unknown
-  usernames, so nothing tells them apart) goes on to ``/sign-in/sms``, and a text message is
-  sent only if the password was right and the user is not throttled.
+* ``/sign-in``: username, password and code on one form. A user with active TOTP signs in
+  right there (a wrong password or code counts as a failure). Everyone else (including unknown
+  usernames, so nothing tells them apart) goes on to ``/sign-in/sms``: that attempt counts as a
+  failure right away, right password or wrong, until its code signs in, and a text message is
+  sent only if the password was right and the user is not throttled. Both paths do the same
+  work and leave the same throttle state, so no answer tells whether the password was right.
 * ``/outbox``: demo only, the simulated phone: it shows every text message to anyone. A real
   deployment must not have such a page (it would tell a guesser when a password was right).
 * ``/totp``: *TOTP Configuration* (from the menu under the user's name): *Activate TOTP* makes a
@@ -28,7 +30,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 
-from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
+from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
@@ -50,8 +52,11 @@ __all__ = ["DEMO_POLICY", "ISSUER", "MESSAGES", "create_app", "message_otp"]
 
 #: The demo's throttle: back-off from 1 s, lock for 5 minutes after 5 failures in a row. A
 #: production policy is stricter on the lock (see ThrottlePolicy's defaults).
+#: A visitor reaches a lock in a few tries (codes per user, passwords per client and user) and is
+#: not locked out for long.
 DEMO_POLICY: Final = ThrottlePolicy(max_failures=5, base_delay=1.0, max_delay=60.0,
-                                    lock_duration=300.0)  # fmt: skip
+                                    lock_duration=300.0, source_max_failures=5,
+                                    source_lock_duration=300.0)  # fmt: skip
 #: The service name authenticator apps show next to the account.
 ISSUER: Final = "iSOMS"
 #: How long a text-message code may be used after it was sent.
@@ -72,6 +77,10 @@ MESSAGES: Final = {
         "then try again."
     ),
     "throttled": "Too many failed attempts. Try again in {wait}.",
+    "locked": (
+        "Too many failed attempts: this account is locked until an administrator unlocks it. "
+        "Contact the helpdesk."
+    ),
     "expired": "That code has expired. Sign in again and we will send you a new code.",
     "confirm_failed": (
         "That code did not match. Scan the QR code shown here, check that your phone sets its "
@@ -100,17 +109,20 @@ def create_app(
     clock: Callable[[], float] = time.time,
     sms_sink: SmsSink | None = None,
     policy: ThrottlePolicy = DEMO_POLICY,
+    timeout: float = 5.0,
 ) -> Flask:
     """Build the demo app on the SQLite file ``db_path`` (created if missing).
 
     ``clock`` (Unix seconds) drives code checks and SMS expiry; pass a
     :class:`~isoms_otp.testing.FakeClock` in tests. ``sms_sink(username, text)`` sends each text
     message; the default is the outbox page plus a ``[SIMULATED SMS]`` log line. ``policy`` is
-    the throttle. The session key is random per call, so a restart signs everyone out. The
-    app's :class:`SQLiteStore` is ``app.extensions["isoms_otp_store"]``: close it when done.
+    the throttle. ``timeout`` is how long a request waits for the database's lock (seconds);
+    every storage failure, the demo's tables or the OTP store, is the 503 page. The session
+    key is random per call, so a restart signs everyone out. The app's :class:`SQLiteStore` is
+    ``app.extensions["isoms_otp_store"]``: close it when done.
     """
-    db = DemoDB(db_path)
-    store = SQLiteStore(db_path)
+    db = DemoDB(db_path, timeout=timeout)
+    store = SQLiteStore(db_path, timeout=timeout)
     # look_ahead=0: a text-message code is accepted only for the counter it was sent for, not
     # for the next five (TOTP codes ignore look_ahead).
     verifier = Verifier(store, policy=policy, clock=clock, look_ahead=0)
@@ -170,8 +182,9 @@ def _check_csrf() -> ResponseReturnValue | None:
 
 
 def _store_failed(error: StoreError) -> ResponseReturnValue:
-    """Fail closed when the replay/throttle store fails: nobody signs in, nothing is accepted."""
+    """Fail closed when storage fails (the OTP store or the demo's tables): nobody signs in."""
     log.error("OTP store failed: %s", error)
+    g.storage_failed = True  # the page must not read the database again (template_globals)
     return render_template("error.html", error=MESSAGES["unavailable"]), 503
 
 
@@ -197,7 +210,14 @@ def message_otp(user: User, sent_at: float) -> HOTP:
     return HOTP(hmac.digest(user.sms_secret, repr(sent_at).encode(), "sha256"))
 
 
+def _client() -> str:
+    """Return the source of this request's attempts: the client address (behind no proxy)."""
+    return request.remote_addr or "unknown"
+
+
 def _throttled(verdict: Verdict) -> tuple[str, dict[str, str]]:
+    if verdict.retry_after is not None and math.isinf(verdict.retry_after):
+        return MESSAGES["locked"], {}  # 100 failures in a row: only an admin reset unlocks
     seconds = max(1, math.ceil(verdict.retry_after or 0))
     wait = "1 second" if seconds == 1 else f"{seconds} seconds"
     return MESSAGES["throttled"].format(wait=wait), {"Retry-After": str(seconds)}
@@ -215,10 +235,6 @@ def _refuse(verdict: Verdict, *, template: str, username: str = "") -> ResponseR
     return render_template(template, error=MESSAGES["failed"], username=username), 401
 
 
-# What the code page answers when there is no code to check (the password was wrong).
-_NO_MATCH: Final = Verdict(reason="invalid")
-
-
 class _Demo:
     """The views; each one is a step of the flow and the library calls it makes."""
 
@@ -233,14 +249,16 @@ class _Demo:
         # throttle would slow down only code guessing. Settling an empty code does exactly
         # that: it is never examined ("malformed", a failure), or "throttled" while the user
         # must wait. The key is random and never used to compute a code.
-        self._failure_only = TOTP(secrets.token_bytes(20))
+        # Stands in for a user's SMS key when no message is sent (a wrong password), so that
+        # both paths compute a code; what it computes is never sent nor compared for a verdict.
+        self._decoy_sms_secret = secrets.token_bytes(20)
 
     # -- sessions --------------------------------------------------------------------------
 
     def template_globals(self) -> dict[str, object]:
         # current_user() first: it clears a stale session, token included, and the form must
         # carry the token of the session the browser will actually hold.
-        user = self.current_user()
+        user = None if g.get("storage_failed") else self.current_user()
         if "csrf" not in session:
             session["csrf"] = secrets.token_urlsafe(32)
         return {"csrf_token": session["csrf"], "user": user}
@@ -274,13 +292,19 @@ class _Demo:
         """End ``user``'s other sessions (how they sign in has changed); keep this one."""
         session["epoch"] = self.db.end_sessions(user.username)
 
-    def count_failure(self, username: str) -> Verdict:
-        return self.verifier.verify(username, self._failure_only, "")
+    def message_otp(self, user: User | None, sent_at: float) -> HOTP:
+        """Return :func:`message_otp` for ``user``, or a decoy's when there is no user."""
+        if user is not None:
+            return message_otp(user, sent_at)
+        return HOTP(hmac.digest(self._decoy_sms_secret, repr(sent_at).encode(), "sha256"))
 
-    def throttle(self, username: str) -> Verdict | None:
-        """Return a "throttled" verdict while ``username`` must wait, else ``None`` (read-only)."""
-        wait = self.verifier.retry_after(username)
-        return None if wait is None else Verdict(reason="throttled", retry_after=wait)
+    def count_failure(self, username: str) -> Verdict:
+        """Count a wrong password (or a code typed after one) for this client only.
+
+        It spends the (user, client address) budget, which never locks the person out: a
+        stranger who types wrong passwords for a username locks only their own address.
+        """
+        return self.verifier.record_failure(username, source=_client())
 
     # -- sign-in ---------------------------------------------------------------------------
 
@@ -299,22 +323,26 @@ class _Demo:
         user = self.db.check_password(username, password)
         record = self.db.totp(username)
         totp = None if record is None or record.state != "active" else TOTP(record.secret)
-        if user is None:
-            # A wrong password counts here, once, whatever comes next: passwords are throttled
-            # like codes. The code is not looked at, so a wrong code and a wrong password look
-            # the same.
+        if totp is None:
+            # The text-message path. Its attempt (password, then code) counts here, once, right
+            # or wrong password, and so does each wrong code typed on the next page, all on this
+            # client's budget for the user: the throttle state must not tell whether the
+            # password was right. (It used to count only a wrong one, so the code step answered
+            # [401, 429] to two wrong codes after the right password and [401, 401] after a wrong
+            # one.) The right code resets it. Never send a text message while throttled: a
+            # locked account gets the same page whether the password was right or wrong.
             verdict = self.count_failure(username)
-            if totp is None and verdict.reason != "throttled":
-                return self.start_sms(username, None)
-        elif totp is None:
-            # Never send a text message while throttled: a locked account gets the same page
-            # whether the password was right or wrong.
-            throttled = self.throttle(username)
-            if throttled is None:
-                return self.start_sms(username, user)
-            verdict = throttled
+            if verdict.reason != "throttled":
+                # Read either way; no message whose code could not be typed before it expires
+                # (this attempt just started a lock).
+                wait = self.verifier.retry_after(username, source=_client()) or 0.0
+                return self.start_sms(username, user if wait < SMS_LIFETIME else None)
+        elif user is None:
+            # The code is not looked at, so a wrong code and a wrong password look the same.
+            verdict = self.count_failure(username)
         else:
-            verdict = self.verifier.verify(username, totp, request.form.get("code", ""))
+            code = request.form.get("code", "")
+            verdict = self.verifier.verify(username, totp, code, source=_client())
         if verdict.ok and user is not None:
             return self.start_session(user, "password+totp")
         wrong = "password" if user is None and verdict.reason != "throttled" else verdict.reason
@@ -325,22 +353,26 @@ class _Demo:
         """Go on to the text-message step; send a code only to ``user`` (the password was right)."""
         now = self.clock()
         self.db.remove_challenges(before=now - SMS_LIFETIME)
-        counter, sent_at = None, now
+        # The same reads and the same code computation whether the password was right or not,
+        # and the same lifetime: a challenge that reuses a recent message expires with it,
+        # even when no message is for this sign-in (else its expiry would tell).
+        # Each message has a key (a credential) of its own: its counter is 0 until it is used.
+        counter = self.verifier.next_counter(username, self.message_otp(user, now))
+        last = self.db.last_sent(username, counter)
+        recent = last is not None and now - last < SMS_INTERVAL
+        sent_at = last if last is not None and recent else now
+        code = self.message_otp(user, now).generate(counter)
         if user is None:
             log.info("sign-in: user=%s wrong password or unknown user (no message)", username)
+        elif recent:
+            log.info("sign-in: user=%s text message sent recently, not again", username)
         else:
-            # Each message has a key of its own: its counter is 0 until its code is used.
-            counter = self.verifier.next_counter(username, message_otp(user, now))
-            last = self.db.last_sent(username, counter)
-            if last is not None and now - last < SMS_INTERVAL:
-                sent_at = last  # no second message so soon: this challenge takes the last one's
-                log.info("sign-in: user=%s text message sent recently, not again", username)
-            else:
-                code = message_otp(user, now).generate(counter)
-                text = f"Your iSOMS sign-in code is {code}. It expires in 5 minutes."
-                self.send_sms(username, text)
-                log.info("sign-in: user=%s text message sent", username)
-        challenge = Challenge(username=username, counter=counter, sent_at=sent_at)
+            text = f"Your iSOMS sign-in code is {code}. It expires in 5 minutes."
+            self.send_sms(username, text)
+            log.info("sign-in: user=%s text message sent", username)
+        challenge = Challenge(
+            username=username, counter=None if user is None else counter, sent_at=sent_at
+        )
         session["challenge"] = self.db.add_challenge(challenge)
         return redirect(url_for("sign_in_sms"))
 
@@ -359,14 +391,22 @@ class _Demo:
             session.pop("challenge", None)
             return render_template("sign_in.html", error=MESSAGES["expired"]), 401
         user = self.sms_user(challenge)
-        if user is None:
-            # Nothing can match, so nothing is counted again here (a wrong password was
-            # counted on /sign-in).
-            throttled = self.throttle(challenge.username)
-            verdict = _NO_MATCH if throttled is None else throttled
+        # Every code typed here counts as an attempt, whether a message was sent or not: a
+        # challenge that cannot match (a wrong password, a used code, TOTP active since) is
+        # settled like a wrong code, with the same work: the store's counter read, one code
+        # computed, one settle. (It used to be a read-only check, so only the right password
+        # earned a back-off: a password oracle.) The decoy's result is thrown away: nothing
+        # signs in by luck.
+        code = request.form.get("code", "")
+        otp = self.message_otp(user, challenge.sent_at)
+        # The code is matched here (the message key's counter, then one code computed, as for a
+        # decoy), so that a wrong one counts on this client's budget on both paths; only a
+        # match goes to the Verifier, which claims it (once) and clears the count.
+        match = otp.verify(code, counter=self.verifier.next_counter(challenge.username, otp))
+        if user is None or match is None:
+            verdict = self.count_failure(challenge.username)
         else:
-            otp = message_otp(user, challenge.sent_at)
-            verdict = self.verifier.verify(user.username, otp, request.form.get("code", ""))
+            verdict = self.verifier.verify(user.username, otp, code, source=_client())
         if verdict.ok and user is not None:
             self.db.remove_challenges(key=key)
             self.db.end_challenges(user.username)
@@ -380,13 +420,13 @@ class _Demo:
         ``None`` when no message was sent (a wrong password), its code was used already, or
         TOTP became active since: then only TOTP signs in.
         """
-        user = None if challenge.counter is None else self.db.user(challenge.username)
-        if user is None:
+        # The same three reads whatever the challenge holds, so their time tells nothing.
+        user = self.db.user(challenge.username)
+        otp = self.message_otp(None if challenge.counter is None else user, challenge.sent_at)
+        counter = self.verifier.next_counter(challenge.username, otp)
+        record = self.db.totp(challenge.username)
+        if user is None or challenge.counter is None or challenge.counter != counter:
             return None
-        otp = message_otp(user, challenge.sent_at)
-        if challenge.counter != self.verifier.next_counter(user.username, otp):
-            return None
-        record = self.db.totp(user.username)
         return None if record is not None and record.state == "active" else user
 
     def sign_out(self) -> ResponseReturnValue:
@@ -428,7 +468,7 @@ class _Demo:
         if record is None or record.state != "pending":
             return redirect(url_for("totp"))
         code = request.form.get("code", "")
-        verdict = self.verifier.confirm(user.username, TOTP(record.secret), code)
+        verdict = self.verifier.confirm(user.username, TOTP(record.secret), code, source=_client())
         if verdict.ok and self.db.activate(user.username, record.sealed):
             self.end_other_sessions(user)
             log.info("TOTP activated: user=%s", user.username)
@@ -442,7 +482,7 @@ class _Demo:
         if record is None or record.state != "active":
             return redirect(url_for("totp"))
         code = request.form.get("code", "")
-        verdict = self.verifier.verify(user.username, TOTP(record.secret), code)
+        verdict = self.verifier.verify(user.username, TOTP(record.secret), code, source=_client())
         if verdict.ok:
             self.db.remove_totp(user.username)
             self.end_other_sessions(user)

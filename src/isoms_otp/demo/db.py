@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from isoms_otp.exceptions import ConfigurationError
+from isoms_otp.exceptions import ConfigurationError, StoreError
 from isoms_otp.sealing import Keyring
 
 __all__ = [
@@ -165,12 +165,19 @@ class Message:
 
 
 class DemoDB:
-    """The demo's tables in the SQLite file at ``path`` (created with mode 0600 if missing)."""
+    """The demo's tables in the SQLite file at ``path`` (created with mode 0600 if missing).
 
-    __slots__ = ("_keyring", "_path")
+    Every method raises :class:`~isoms_otp.StoreError` when SQLite fails (such as "database is
+    locked" after ``timeout`` seconds), the error the app answers with its 503 page; ``OSError``
+    when the file cannot be created. TOTP secrets are sealed with the key ring kept beside the
+    database (``path + KEYS_SUFFIX``, created 0600 on first start).
+    """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    __slots__ = ("_keyring", "_path", "_timeout")
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         self._path = os.fspath(path)
+        self._timeout = timeout
         # The file holds password hashes and sealed TOTP secrets: create it 0600 (SQLite would
         # use 0644). SQLite gives its -wal and -shm files the same mode as the database file.
         os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -191,12 +198,17 @@ class DemoDB:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self._path, timeout=5.0)
+        # sqlite3.Error is not a StoreError: it used to escape the app's 503 handler and end
+        # in a 500 (a locked database on the SMS step). Every storage failure is one error.
         try:
-            with conn:  # one transaction: commit on success, roll back on error
-                yield conn
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self._path, timeout=self._timeout)
+            try:
+                with conn:  # one transaction: commit on success, roll back on error
+                    yield conn
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the demo database failed: {exc}") from exc
 
     def set_user(self, username: str, password: str, *, phone: str) -> None:
         """Create ``username`` or give it a new password (its TOTP and SMS key stay)."""
