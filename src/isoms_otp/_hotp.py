@@ -170,6 +170,9 @@ class HOTP(_HOTPSlots):
         state._inner, state._outer = hmac_states(key, name)
         state._modulus = _MODULI[digits]
         state._format = _FORMATS[digits]
+        if cls is HOTP:  # finish() inlined for the common case
+            state.__class__ = HOTP
+            return state  # type: ignore[return-value]  # its class is HOTP now
         return finish(state, cls)
 
     def __reduce__(self) -> tuple[object, ...]:

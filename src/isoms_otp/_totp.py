@@ -31,6 +31,7 @@ from ._limits import (
     MAX_T0,
     MAX_TOTP_WINDOW,
     MIN_DIGITS,
+    MIN_PERIOD,
     MIN_SECRET_BYTES,
     check_period,
     check_t0,
@@ -155,7 +156,7 @@ class TOTP(_TOTPSlots):
             key, name = secret, algorithm
         else:
             key, name = check_options(secret, digits, algorithm, allow_short_secret)
-        if type(period) is not int or not 1 <= period <= MAX_PERIOD:
+        if type(period) is not int or not MIN_PERIOD <= period <= MAX_PERIOD:
             check_period(period)
         if type(t0) is not int or not 0 <= t0 <= MAX_T0:
             check_t0(t0)
@@ -169,6 +170,9 @@ class TOTP(_TOTPSlots):
         state._inner, state._outer = hmac_states(key, name)
         state._modulus = _MODULI[digits]
         state._format = _FORMATS[digits]
+        if cls is TOTP:  # finish() inlined for the common case
+            state.__class__ = TOTP
+            return state  # type: ignore[return-value]  # its class is TOTP now
         return finish(state, cls)
 
     def __reduce__(self) -> tuple[object, ...]:
