@@ -28,6 +28,8 @@ MAX_SECRET_TEXT: Final = 1024
 MIN_DIGITS: Final = 6
 MAX_DIGITS: Final = 8
 
+#: The shortest TOTP period accepted, in seconds.
+MIN_PERIOD: Final = 1
 #: The longest period accepted: one week. Longer periods make a code a long-lived password.
 MAX_PERIOD: Final = 7 * 24 * 3600
 
@@ -51,6 +53,14 @@ MAX_LOOK_AHEAD: Final = 100
 #: Largest PNG scale of a QR code (pixels per module); a 2048-character URI then makes a
 #: 5920-pixel image.
 MAX_QR_SCALE: Final = 32
+
+#: Java's ``Integer.MAX_VALUE``: Google Authenticator (Android) keeps the HOTP counter in a Java
+#: ``int`` and adds 1 to it, so this counter already wraps (see ``isoms_otp.compat``).
+JAVA_INT_MAX: Final = 2**31 - 1
+#: privacyIDEA shortens labels so that the URI stays within 180 characters, to keep the QR code
+#: scannable (``create_google_authenticator_url``). At error correction level M that is a
+#: version 9 code (53 x 53 modules); longer URIs make denser codes that phones read badly.
+DENSE_URI_LENGTH: Final = 180
 
 
 def shown(number: int | float) -> str:
@@ -151,10 +161,24 @@ def check_period(period: object) -> int:
     return integer_in(
         period,
         "period",
-        1,
+        MIN_PERIOD,
         MAX_PERIOD,
-        bounds=f"be from 1 to {MAX_PERIOD} seconds",
+        bounds=f"be from {MIN_PERIOD} to {MAX_PERIOD} seconds",
         hint="; 30 is the value every app supports",
+    )
+
+
+def check_nbytes(nbytes: object) -> int:
+    """Validate the size of a new key: an int from 16 to 256 bytes."""
+    return integer_in(
+        nbytes, "nbytes", MIN_SECRET_BYTES, MAX_SECRET_BYTES, hint="; 20 is the recommended size"
+    )
+
+
+def check_qr_scale(scale: object) -> int:
+    """Validate a PNG QR code scale: an int from 1 to 32 pixels per module."""
+    return integer_in(
+        scale, "scale", 1, MAX_QR_SCALE, bounds=f"be from 1 to {MAX_QR_SCALE} pixels per module"
     )
 
 

@@ -12,9 +12,9 @@ from ._limits import (
     MAX_SECRET_BYTES,
     MAX_SECRET_TEXT,
     MIN_SECRET_BYTES,
-    shown,
+    check_nbytes,
 )
-from .exceptions import ConfigurationError, InvalidSecretError
+from .exceptions import InvalidSecretError
 
 __all__ = ["check_secret", "decode_secret", "encode_secret", "generate_secret"]
 
@@ -55,14 +55,7 @@ def generate_secret(nbytes: int = 20) -> bytes:
     what every authenticator app accepts. ``nbytes`` must be an ``int`` from 16 to 256, else
     :class:`ConfigurationError` (``TypeError`` for a non-int).
     """
-    if type(nbytes) is not int:
-        raise TypeError(f"nbytes must be an int, not {type(nbytes).__name__}")
-    if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
-        raise ConfigurationError(
-            f"nbytes must be from {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} (got {shown(nbytes)}); "
-            "20 is the recommended size"
-        )
-    return secrets.token_bytes(nbytes)
+    return secrets.token_bytes(check_nbytes(nbytes))
 
 
 def encode_secret(secret: bytes) -> str:

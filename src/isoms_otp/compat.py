@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from ._hotp import HOTP
+from ._limits import DENSE_URI_LENGTH, JAVA_INT_MAX
 from .uri import OTPAuthURI, Quirk, parse_uri
 
 __all__ = [
@@ -47,11 +48,6 @@ APPS: Final[tuple[App, ...]] = (_GA_ANDROID, _GA_IOS, _MICROSOFT, _AUTHY)
 #: case: nobody notices until sign-in fails). ``"refuses"``: the app will not add the account.
 #: ``"warning"``: the codes are right but something else is off (display, scanning, unknowns).
 Severity = Literal["wrong-codes", "refuses", "warning"]
-
-#: privacyIDEA shortens labels so that the URI stays within 180 characters, to keep the QR code
-#: scannable (``create_google_authenticator_url``). At error correction level M that is a
-#: version 9 code (53 x 53 modules); longer URIs make denser codes that phones read badly.
-DENSE_URI_LENGTH: Final = 180
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,10 +94,6 @@ def _period(uri: OTPAuthURI) -> bool:
 
 def _hotp(uri: OTPAuthURI) -> bool:
     return isinstance(uri.otp, HOTP)
-
-
-#: Java's ``Integer.MAX_VALUE``: the largest HOTP counter Google Authenticator (Android) stores.
-JAVA_INT_MAX: Final = 2**31 - 1
 
 
 def _java_int_last(uri: OTPAuthURI) -> bool:

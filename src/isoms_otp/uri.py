@@ -24,8 +24,8 @@ from typing import Final, Literal
 from urllib.parse import quote, unquote_to_bytes
 
 from ._hmac import normalize_algorithm
-from ._hotp import HOTP, check_counter
-from ._limits import MAX_COUNTER, MAX_DIGITS, MAX_PERIOD, MIN_DIGITS
+from ._hotp import HOTP
+from ._limits import MAX_COUNTER, MAX_DIGITS, MAX_PERIOD, MIN_DIGITS, MIN_PERIOD, check_counter
 from ._secret import decode_secret, encode_secret
 from ._totp import TOTP
 from .exceptions import ConfigurationError, InvalidSecretError, InvalidURIError
@@ -345,7 +345,7 @@ def _otp(
     digits = _integer(values.get("digits", "6"), "digits", MIN_DIGITS, MAX_DIGITS)
     try:
         if kind == "totp":
-            period = _integer(values.get("period", "30"), "period", 1, MAX_PERIOD)
+            period = _integer(values.get("period", "30"), "period", MIN_PERIOD, MAX_PERIOD)
             totp = TOTP(
                 key,
                 digits=digits,
