@@ -532,7 +532,7 @@ def targets(results: dict[str, h.Measured]) -> list[dict[str, Any]]:
             None,
         ),
         target("throughput vs django_otp.oath TOTP.verify", ratio(django, ours), ">=", 2.5),
-        target("cold path / (3 x hmac.digest + truncation)", ratio(cold, cold_floor), "<=", 1.0),
+        target("cold path / (3 x hmac.digest + truncation)", ratio(cold, cold_floor), "<=", 1.05),
     ]
 
 

@@ -34,12 +34,7 @@ from typing import Any
 import _harness as h
 
 import isoms_otp
-from isoms_otp import TOTP
-
-#: The message when the Verifier and stores of issue 4 are not in this checkout yet.
-MISSING_VERIFIER = "store benchmarks need isoms_otp.Verifier (issue 4)"
-#: The public names the store section is written against.
-VERIFIER_NAMES = ("MemoryStore", "RedisStore", "SQLiteStore", "ThrottlePolicy", "Verifier")
+from isoms_otp import TOTP, MemoryStore, RedisStore, SQLiteStore, ThrottlePolicy, Verifier
 
 AT = 1_700_000_000.0
 KEY = b"12345678901234567890"
@@ -67,19 +62,6 @@ def parse_extra(argv: list[str] | None) -> tuple[list[str], str | None, bool]:
         url = rest[at + 1]
         del rest[at : at + 2]
     return rest, url, bare_only
-
-
-def load_verifier_api() -> dict[str, Any]:
-    """Return the Verifier and store classes, or stop with :data:`MISSING_VERIFIER`.
-
-    This is the one place that depends on issue 4: ``Verifier(store, policy=..., clock=...)``,
-    ``verifier.verify(user, otp, code) -> Verdict(.ok, .reason)``, ``ThrottlePolicy(...)``,
-    ``MemoryStore()``, ``SQLiteStore(path)`` and ``RedisStore.from_url(url)``.
-    """
-    try:
-        return {name: getattr(isoms_otp, name) for name in VERIFIER_NAMES}
-    except (AttributeError, ImportError):
-        raise SystemExit(MISSING_VERIFIER) from None
 
 
 def store_operation(store: Any, policy: Any) -> Callable[[str], object]:
@@ -226,25 +208,24 @@ def bare_cases(
 
 
 def verifier_cases(
-    api: dict[str, Any],
     workdir: Path,
     url: str,
     otp: TOTP,
     closing: list[Callable[[], object]],
 ) -> list[h.Case]:
     """Verifier.verify and the store's own operation for each store."""
-    policy = api["ThrottlePolicy"]()
+    policy = ThrottlePolicy()
     right = otp.generate(AT)
     wrong = next(c for c in ("000000", "111111") if otp.verify(c, at=AT, past=2, future=2) is None)
     stores = {
-        "MemoryStore": api["MemoryStore"](),
-        "SQLiteStore": api["SQLiteStore"](workdir / "store.sqlite3"),
-        "RedisStore": api["RedisStore"].from_url(url),
+        "MemoryStore": MemoryStore(),
+        "SQLiteStore": SQLiteStore(workdir / "store.sqlite3"),
+        "RedisStore": RedisStore.from_url(url),
     }
     closing += [store.close for store in stores.values()]
     cases = []
     for variant, store in stores.items():
-        verifier = api["Verifier"](store, policy=policy, clock=lambda: AT)
+        verifier = Verifier(store, policy=policy, clock=lambda: AT)
         for code, reason in ((right, "accepted"), (wrong, "invalid")):
             verdict = verifier.verify(f"check-{variant}-{reason}", otp, code)
             h.check(verdict.reason == reason, f"{variant}: a {reason} code gave {verdict.reason}")
@@ -284,13 +265,13 @@ def verifier_cases(
     return cases
 
 
-def count_round_trips(api: dict[str, Any], url: str, otp: TOTP, count: int) -> dict[str, Any]:
+def count_round_trips(url: str, otp: TOTP, count: int) -> dict[str, Any]:
     """Socket writes (client) and commands processed (server) per Redis verification."""
-    import redis  # noqa: PLC0415 - the redis client is only needed once the Verifier exists
+    import redis  # noqa: PLC0415 - the bench extra's client, imported where it is used
     from redis.connection import AbstractConnection  # noqa: PLC0415
 
-    store = api["RedisStore"].from_url(url)
-    verifier = api["Verifier"](store, policy=api["ThrottlePolicy"](), clock=lambda: AT)
+    store = RedisStore.from_url(url)
+    verifier = Verifier(store, policy=ThrottlePolicy(), clock=lambda: AT)
     right = otp.generate(AT)
     verifier.verify("trips-warm-up", otp, right)  # loads the script; later calls are EVALSHA
     admin = redis.Redis.from_url(url)
@@ -327,8 +308,7 @@ def count_round_trips(api: dict[str, Any], url: str, otp: TOTP, count: int) -> d
 def main(argv: list[str] | None = None) -> int:
     rest, url, bare_only = parse_extra(argv)
     settings = h.parse_args(__doc__.splitlines()[0], "verifier", rest)
-    api = None if bare_only else load_verifier_api()
-    import redis  # noqa: PLC0415 - after the clear message above, not before it
+    import redis  # noqa: PLC0415 - the bench extra's client, imported where it is used
 
     otp = TOTP(KEY)
     code = next(c for c in ("000000", "111111") if otp.verify(c, at=AT) is None)
@@ -339,13 +319,13 @@ def main(argv: list[str] | None = None) -> int:
             closing: list[Callable[[], object]] = [client.close]
             try:
                 cases = bare_cases(workdir, client, otp, code, closing)
-                if api is not None:
-                    cases += verifier_cases(api, workdir, redis_url, otp, closing)
+                if not bare_only:
+                    cases += verifier_cases(workdir, redis_url, otp, closing)
                 print(f"timing {len(cases)} cases in {settings.rounds} interleaved rounds ...")
                 results = h.measure(cases, settings)
                 trips = None
-                if api is not None:
-                    trips = count_round_trips(api, redis_url, otp, 50 if settings.quick else 1000)
+                if not bare_only:
+                    trips = count_round_trips(redis_url, otp, 50 if settings.quick else 1000)
             finally:
                 for close in reversed(closing):
                     close()
@@ -356,10 +336,10 @@ def main(argv: list[str] | None = None) -> int:
             results,
             "store",
             variant,
-            ours=RIGHT_ROW if api is not None else "",
+            ours="" if bare_only else RIGHT_ROW,
         )
     goals: list[dict[str, Any]] = []
-    if api is not None and trips is not None:
+    if trips is not None:
         print(
             f"\nRedis round trips per verification: {trips['client_writes_per_verification']:.2f} "
             f"(client socket writes), {trips['server_reads_per_verification']:.2f} "
@@ -414,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 "quick": settings.quick,
                 "rounds": settings.rounds,
                 "sample_seconds": settings.sample_seconds,
-                "bare_only": api is None,
+                "bare_only": bare_only,
                 "redis": "given by --redis-url" if url is not None else "started on loopback",
                 "statistic": "median of per-round samples, ns per operation",
             },

@@ -134,6 +134,10 @@ def test_a_wrong_code_does_not_confirm() -> None:
         pytest.param("", "iSOMS", InvalidURIError, "account name is empty", id="empty-account"),
         pytest.param("alice", "", InvalidURIError, "issuer is empty", id="empty-issuer"),
         pytest.param("a\nb", "iSOMS", InvalidURIError, "control character", id="newline"),
+        # Regression: trailing spaces used to be accepted; the app trims them.
+        pytest.param("alice ", "iSOMS", InvalidURIError, "ends with a space", id="account-end"),
+        pytest.param("alice", "iSOMS ", InvalidURIError, "ends with a space", id="issuer-end"),
+        pytest.param("alice", " iSOMS", InvalidURIError, "starts with a space", id="issuer-start"),
         pytest.param("alice", None, TypeError, "issuer must be a str", id="issuer-none"),
         pytest.param(b"alice", "iSOMS", TypeError, "account must be a str", id="account-bytes"),
     ],

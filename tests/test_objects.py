@@ -196,3 +196,77 @@ def test_match_value_semantics() -> None:
     assert hash(Match(step=3, drift=-1)) == hash(Match(step=3, drift=-1))
     assert "Match(step=3, drift=-1, credential=0)" == repr(Match(step=3, drift=-1))
     assert Match(step=3, drift=-1) == pickle.loads(pickle.dumps(Match(step=3, drift=-1)))  # noqa: S301
+
+
+def test_match_credential() -> None:
+    """Match names the credential that matched: a keyword field, 0 unless given, part of eq/hash.
+
+    The [budget] work verifies several credentials of one user and says which one matched.
+    """
+    match = Match(step=3, drift=-1, credential=2)
+    assert (3, -1, 2) == (match.step, match.drift, match.credential)
+    assert 0 == Match(step=3, drift=-1).credential
+    assert Match(step=3, drift=-1) == Match(step=3, drift=-1, credential=0)
+    assert match != Match(step=3, drift=-1)
+    assert hash(match) == hash(Match(step=3, drift=-1, credential=2))
+    assert "Match(step=3, drift=-1, credential=2)" == repr(match)
+    assert match == pickle.loads(pickle.dumps(match))  # noqa: S301
+    assert match == copy.deepcopy(match)
+    assert Match(step=3, drift=0, credential=2) == dataclasses.replace(match, drift=0)
+    assert bool(Match(step=0, drift=0, credential=0)) is True
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        match.credential = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Match(3, -1, 2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Match(step=3)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_verify_returns_a_plain_match(kind: str) -> None:
+    """verify's fast-built Match is equal to, and indistinguishable from, one built by keyword."""
+    otp = make(kind)
+    if isinstance(otp, HOTP):
+        match = otp.verify(otp.generate(7), counter=5, look_ahead=3)
+        expected = Match(step=7, drift=2)
+    else:
+        match = otp.verify(otp.generate(90), at=60)
+        expected = Match(step=3, drift=1)
+    assert expected == match
+    assert type(expected) is type(match)
+    assert repr(expected) == repr(match)
+    assert hash(expected) == hash(match)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_constructor_is_keyword_only_after_the_secret(kind: str) -> None:
+    """The hand-written __init__ keeps the dataclass's signature: secret, then keywords only."""
+    cls = HOTP if kind == "HOTP" else TOTP
+    assert cls(secret=KEY) == cls(KEY)
+    with pytest.raises(TypeError):
+        cls(KEY, 6)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        cls()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        cls(KEY, digit=6)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("slotted", [True, False], ids=["slotted", "with-dict"])
+def test_subclasses_are_built_and_frozen(kind: str, slotted: bool) -> None:
+    """A subclass gets the same checks, state and frozenness, with or without its own __dict__.
+
+    The constructors fill a plain slotted instance and then give it its class; a subclass with
+    a __dict__ has another memory layout and is built by copying the slots instead.
+    """
+    base = HOTP if kind == "HOTP" else TOTP
+    namespace: dict[str, object] = {"__slots__": ()} if slotted else {}
+    sub: type[HOTP] | type[TOTP] = type("Sub", (base,), namespace)
+    otp = sub(KEY, digits=8)
+    assert sub is type(otp)
+    assert 8 == otp.digits
+    assert base(KEY, digits=8).generate(30) == otp.generate(30)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        otp.digits = 6  # type: ignore[misc]
+    with pytest.raises(ConfigurationError):
+        sub(KEY, digits=5)

@@ -54,7 +54,9 @@ URIS = {
     "short": build_uri(TOTP(KEY), account="a", issuer="X"),
     "typical": build_uri(TOTP(KEY), account="alice.smith@isoms.example.org", issuer="iSOMS"),
     "long-label": build_uri(
-        TOTP(KEY), account="very.long.account-name+" * 8 + "@example.org", issuer="Long Co " * 6
+        TOTP(KEY),
+        account="very.long.account-name+" * 8 + "@example.org",
+        issuer=("Long Co " * 6).strip(),
     ),
     "longest": _longest_uri(),
     "issuer-german": build_uri(TOTP(KEY), account="jürgen", issuer="Über GmbH"),

@@ -363,6 +363,9 @@ def test_decode_refuses_wrong_padding(text: str) -> None:
 def test_decode_refuses_non_canonical_trailing_bits(text: str) -> None:
     """A last symbol with non-zero unused bits (a typo?) is refused, not silently decoded."""
     refuse(text, "not canonical")
+    # The same through the full path (padding, separators, lower case): the same message.
+    refuse(text.lower() + "=" * (-len(text) % 8), "not canonical")
+    refuse(f" {text[:1]}-{text[1:]} ", "not canonical")
 
 
 def test_decode_refuses_over_the_text_cap() -> None:

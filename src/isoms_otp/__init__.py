@@ -1,11 +1,16 @@
 """isoms-otp: TOTP/HOTP (RFC 6238 / RFC 4226) for the iSOMS sign-in, with replay protection.
 
 Public names are re-exported here; the modules behind them are private unless documented.
+Names that need an optional extra (``RedisStore``, ``Keyring``) are resolved on first use, so that
+``import isoms_otp`` and ``from isoms_otp import *`` work without it. They are left out of
+``__all__`` on purpose: a star import resolves every name in it, and would raise
+:class:`MissingExtraError`. Import them by name (``from isoms_otp import RedisStore``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Final
 
 from ._hotp import HOTP
 from ._match import Match
@@ -31,7 +36,7 @@ from .verifier import IssuedCodes, Verdict, Verifier
 
 if TYPE_CHECKING:
     from .sealing import Keyring as Keyring
-    from .stores.redis import RedisStore
+    from .stores.redis import RedisStore as RedisStore
 
 __version__ = "0.1.0"
 
@@ -53,7 +58,6 @@ __all__ = [
     "OTPAuthURI",
     "OTPError",
     "RecoveryCodes",
-    "RedisStore",
     "SQLiteStore",
     "Settlement",
     "Store",
@@ -71,16 +75,22 @@ __all__ = [
     "parse_uri",
 ]
 
+#: Public names resolved on first use, each with the module that defines it (relative to this
+#: package). Not in ``__all__`` (see the module docstring); adding one is one line here.
+_LAZY_NAMES: Final[dict[str, str]] = {
+    "Keyring": ".sealing",
+    "RedisStore": ".stores.redis",
+}
+
 
 def __getattr__(name: str) -> object:
-    # RedisStore and Keyring are resolved on first use so that the core imports without the
-    # redis and crypto extras. Keyring stays out of __all__: `import *` would resolve it.
-    if name == "RedisStore":
-        from .stores.redis import RedisStore  # noqa: PLC0415
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return RedisStore
-    if name == "Keyring":
-        from .sealing import Keyring  # noqa: PLC0415
 
-        return Keyring
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_NAMES})

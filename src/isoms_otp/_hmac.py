@@ -21,8 +21,12 @@ ALGORITHMS: Final[dict[str, Callable[..., hashlib._Hash]]] = {
     "SHA512": hashlib.sha512,
 }
 
-# The hash block sizes (RFC 2104's B), so that no throw-away hash object is made to ask.
-_BLOCK_SIZES: Final = {"SHA1": 64, "SHA256": 64, "SHA512": 128}
+# Each constructor with its block size (RFC 2104's B), so that no throw-away hash object is made
+# to ask, and one look-up finds both.
+_HASHES: Final = {
+    name: (ALGORITHMS[name], block)
+    for name, block in (("SHA1", 64), ("SHA256", 64), ("SHA512", 128))
+}
 
 _IPAD: Final = bytes(x ^ 0x36 for x in range(256))
 _OPAD: Final = bytes(x ^ 0x5C for x in range(256))
@@ -41,8 +45,7 @@ def hmac_states(key: bytes, algorithm: str) -> tuple[hashlib._Hash, hashlib._Has
 
     ``algorithm`` must be a canonical name from :data:`ALGORITHMS`.
     """
-    constructor = ALGORITHMS[algorithm]
-    block = _BLOCK_SIZES[algorithm]
+    constructor, block = _HASHES[algorithm]
     if len(key) > block:  # RFC 2104 section 2: longer keys are hashed first
         key = constructor(key).digest()
     key = key.ljust(block, b"\0")

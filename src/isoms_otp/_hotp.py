@@ -18,9 +18,11 @@ from ._limits import (
     MAX_SECRET_BYTES,
     MIN_DIGITS,
     MIN_SECRET_BYTES,
-    shown,
+    check_counter,
+    check_digits,
+    check_look_ahead,
 )
-from ._match import Match
+from ._match import Match, new_match
 from ._secret import check_secret
 from .exceptions import ConfigurationError
 
@@ -31,7 +33,8 @@ __all__ = [
     "UNPACK_31",
     "check_counter",
     "check_digits",
-    "prepare",
+    "check_options",
+    "finish",
     "restore",
 ]
 
@@ -48,66 +51,75 @@ _COUNTER_LIMIT: Final = MAX_COUNTER + 1
 # 10**digits and "%0{digits}d" for each valid number of digits, made once rather than per object.
 _MODULI: Final = {digits: 10**digits for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
 _FORMATS: Final = {digits: f"%0{digits}d" for digits in range(MIN_DIGITS, MAX_DIGITS + 1)}
+_NEW: Final = object.__new__
 
 
-def check_digits(digits: object) -> int:
-    """Validate the code length (6, 7 or 8)."""
-    if type(digits) is not int:
-        raise TypeError(f"digits must be an int, not {type(digits).__name__}")
-    if not MIN_DIGITS <= digits <= MAX_DIGITS:
-        raise ConfigurationError(f"digits must be 6, 7 or 8 (got {shown(digits)})")
-    return digits
+def check_options(
+    secret: object, digits: object, algorithm: object, allow_short_secret: bool
+) -> tuple[bytes, str]:
+    """Validate the shared parameters of HOTP/TOTP; return the key and the canonical algorithm.
 
-
-def check_counter(counter: object, name: str = "counter") -> int:
-    """Validate an RFC 4226 moving factor: an int from 0 to 2**64-1."""
-    if type(counter) is not int:
-        raise TypeError(f"{name} must be an int, not {type(counter).__name__}")
-    if not 0 <= counter <= MAX_COUNTER:
-        raise ConfigurationError(f"{name} must be from 0 to 2**64-1 (got {shown(counter)})")
-    return counter
-
-
-def prepare(
-    obj: object, secret: object, digits: object, algorithm: object, allow_short_secret: bool
-) -> None:
-    """Validate the shared parameters of HOTP/TOTP and precompute the per-key state on ``obj``."""
-    # A login builds a TOTP from its stored secret every time, so the usual arguments take inlined
-    # fast paths; anything else goes through the full checks, which raise in the same order.
-    if (
-        type(secret) is bytes
-        and type(allow_short_secret) is bool
-        and MIN_SECRET_BYTES <= len(secret) <= MAX_SECRET_BYTES
-    ):
-        key = secret
-    else:
-        key = check_secret(secret, allow_short_secret=allow_short_secret)
-    if type(digits) is not int or not MIN_DIGITS <= digits <= MAX_DIGITS:
-        check_digits(digits)
-    if type(algorithm) is str and algorithm in ALGORITHMS:
-        name: str | None = algorithm
-    else:
-        name = normalize_algorithm(algorithm)
+    The full checks, in the order the constructors promise: secret (and ``allow_short_secret``),
+    then digits, then algorithm. The constructors inline the common case and call this for the
+    rest, so every error is raised from here.
+    """
+    key = check_secret(secret, allow_short_secret=allow_short_secret)
+    check_digits(digits)
+    name = normalize_algorithm(algorithm)
     if name is None:
         if not isinstance(algorithm, str):
             raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
         raise ConfigurationError(
             f"unsupported algorithm {algorithm[:16]!r}; use SHA1, SHA256 or SHA512"
         )
-    inner, outer = hmac_states(key, name)
-    setter = object.__setattr__
-    if key is not secret:
-        setter(obj, "secret", key)
-    if name is not algorithm:
-        setter(obj, "algorithm", name)
-    setter(obj, "_inner", inner)
-    setter(obj, "_outer", outer)
-    setter(obj, "_modulus", _MODULI[digits])  # type: ignore[index]
-    setter(obj, "_format", _FORMATS[digits])  # type: ignore[index]
+    return key, name
 
 
-@dataclass(frozen=True, slots=True)
-class HOTP:
+def finish(state: object, cls: type[_T]) -> _T:
+    """Turn ``state``, a filled instance of a plain slotted class, into an instance of ``cls``.
+
+    HOTP and TOTP are frozen: their ``__setattr__`` refuses every store, so a frozen dataclass's
+    own ``__init__`` writes each field through ``object.__setattr__``, which cost the per-login
+    cold path more than decoding the secret. Their constructors instead fill an instance of the
+    plain base class that holds the slots (ordinary, fast attribute stores), then give it its
+    final class here; from then on it is frozen. A subclass with another memory layout (one that
+    has a ``__dict__``) gets a copy of the slots instead.
+    """
+    try:
+        state.__class__ = cls
+    except TypeError:  # a subclass without __slots__ = (): copy the slots over
+        made: _T = object.__new__(cls)
+        for name in type(state).__slots__:  # type: ignore[attr-defined]
+            object.__setattr__(made, name, getattr(state, name))
+        return made
+    return state  # type: ignore[return-value]  # its class is cls now
+
+
+class _HOTPSlots:
+    """The slots of an :class:`HOTP`, in a plain class so that ``HOTP()`` can fill them fast."""
+
+    __slots__ = (
+        "_format",
+        "_inner",
+        "_modulus",
+        "_outer",
+        "algorithm",
+        "allow_short_secret",
+        "digits",
+        "secret",
+    )
+    secret: bytes
+    digits: int
+    algorithm: str
+    allow_short_secret: bool
+    _inner: hashlib._Hash
+    _outer: hashlib._Hash
+    _modulus: int
+    _format: str
+
+
+@dataclass(frozen=True, init=False)
+class HOTP(_HOTPSlots):
     """An HOTP generator/verifier for one key (RFC 4226).
 
     ``secret`` is the raw key (bytes; see :func:`decode_secret` for base32 text), at least 128
@@ -117,18 +129,51 @@ class HOTP:
     types). The secret never appears in ``repr``.
     """
 
+    # The fields (repr, eq, hash, replace) without class-level defaults, which would hide the
+    # slots of _HOTPSlots: the defaults are those of __new__. The precomputed per-key state
+    # (_inner, _outer, _modulus, _format) lives in slots that are not fields.
+    __slots__ = ()
     secret: bytes = field(repr=False)
     _: KW_ONLY
-    digits: int = 6
-    algorithm: str = "SHA1"
-    allow_short_secret: bool = field(default=False, repr=False, compare=False)
-    _inner: hashlib._Hash = field(init=False, repr=False, compare=False)
-    _outer: hashlib._Hash = field(init=False, repr=False, compare=False)
-    _modulus: int = field(init=False, repr=False, compare=False)
-    _format: str = field(init=False, repr=False, compare=False)
+    digits: int
+    algorithm: str
+    allow_short_secret: bool = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        prepare(self, self.secret, self.digits, self.algorithm, self.allow_short_secret)
+    def __new__(
+        cls,
+        secret: bytes,
+        *,
+        digits: int = 6,
+        algorithm: str = "SHA1",
+        allow_short_secret: bool = False,
+    ) -> HOTP:
+        # Written out for the cold path (a login builds the object from its stored secret). The
+        # usual arguments pass the inlined checks; anything else goes through check_options(),
+        # which raises in the documented order. See TOTP.__new__, which does the same.
+        if (
+            type(secret) is bytes
+            and type(allow_short_secret) is bool
+            and MIN_SECRET_BYTES <= len(secret) <= MAX_SECRET_BYTES
+            and type(digits) is int
+            and MIN_DIGITS <= digits <= MAX_DIGITS
+            and type(algorithm) is str
+            and algorithm in ALGORITHMS
+        ):
+            key, name = secret, algorithm
+        else:
+            key, name = check_options(secret, digits, algorithm, allow_short_secret)
+        state = _NEW(_HOTPSlots)
+        state.secret = key
+        state.digits = digits
+        state.algorithm = name
+        state.allow_short_secret = allow_short_secret
+        state._inner, state._outer = hmac_states(key, name)
+        state._modulus = _MODULI[digits]
+        state._format = _FORMATS[digits]
+        if cls is HOTP:  # finish() inlined for the common case
+            state.__class__ = HOTP
+            return state  # type: ignore[return-value]  # its class is HOTP now
+        return finish(state, cls)
 
     def __reduce__(self) -> tuple[object, ...]:
         options = {"digits": self.digits, "algorithm": self.algorithm}
@@ -165,12 +210,8 @@ class HOTP:
             wanted = normalize_code(code, digits)
         if type(counter) is not int or not 0 <= counter <= MAX_COUNTER:
             check_counter(counter)
-        if type(look_ahead) is not int:
-            raise TypeError(f"look_ahead must be an int, not {type(look_ahead).__name__}")
-        if not 0 <= look_ahead <= MAX_LOOK_AHEAD:
-            raise ConfigurationError(
-                f"look_ahead must be from 0 to {MAX_LOOK_AHEAD} (got {shown(look_ahead)})"
-            )
+        if type(look_ahead) is not int or not 0 <= look_ahead <= MAX_LOOK_AHEAD:
+            check_look_ahead(look_ahead)
         if wanted is None:
             return None
         expected = PACK_CODE(int(wanted))
@@ -193,7 +234,7 @@ class HOTP:
                 found = candidate
         if found < 0:
             return None
-        return Match(step=found, drift=found - counter)
+        return new_match(found, found - counter)
 
 
 def restore(

@@ -1,6 +1,11 @@
-"""Documented bounds shared by the core, the URI parser and the verifier.
+"""Documented bounds shared by the core, the URI parser and the verifier, and their validators.
 
-They live in one module so the limits in the docs, the checks and the tests cannot drift apart.
+They live in one module so the limits in the docs, the checks and the tests cannot drift apart:
+every bound is defined here once, and every module checks its arguments with the validators
+below (:func:`integer_in`, :func:`finite_seconds`, :func:`seconds_in` and the named checks built
+on them) rather than with its own copy. A validator returns the value it accepted, raises
+``TypeError`` for a wrong type and :class:`ConfigurationError` for a value out of range, and
+never prints a number too large to print (see :func:`shown`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,17 @@ MAX_SECRET_TEXT: Final = 1024
 MIN_DIGITS: Final = 6
 MAX_DIGITS: Final = 8
 
+#: The shortest TOTP period accepted, in seconds.
+MIN_PERIOD: Final = 1
 #: The longest period accepted: one week. Longer periods make a code a long-lived password.
 MAX_PERIOD: Final = 7 * 24 * 3600
 
-#: The latest TOTP t0 accepted: 2**53 seconds, where floats stop counting whole seconds.
-MAX_T0: Final = 2**53
+#: The latest Unix time anything accepts: 2**53 seconds, where floats stop counting whole seconds.
+MAX_UNIX_SECONDS: Final = 2**53
+#: The latest TOTP t0 accepted.
+MAX_T0: Final = MAX_UNIX_SECONDS
+#: The latest time a Verifier's clock may return (past it, stores' float arithmetic is inexact).
+MAX_CLOCK: Final = MAX_UNIX_SECONDS
 
 #: RFC 4226's moving factor is an 8-byte counter.
 MAX_COUNTER: Final = 2**64 - 1
@@ -38,6 +49,18 @@ MAX_COUNTER: Final = 2**64 - 1
 MAX_TOTP_WINDOW: Final = 10
 #: Largest HOTP look-ahead, in counter values (the same trade-off as the TOTP window).
 MAX_LOOK_AHEAD: Final = 100
+
+#: Largest PNG scale of a QR code (pixels per module); a 2048-character URI then makes a
+#: 5920-pixel image.
+MAX_QR_SCALE: Final = 32
+
+#: Java's ``Integer.MAX_VALUE``: Google Authenticator (Android) keeps the HOTP counter in a Java
+#: ``int`` and adds 1 to it, so this counter already wraps (see ``isoms_otp.compat``).
+JAVA_INT_MAX: Final = 2**31 - 1
+#: privacyIDEA shortens labels so that the URI stays within 180 characters, to keep the QR code
+#: scannable (``create_google_authenticator_url``). At error correction level M that is a
+#: version 9 code (53 x 53 modules); longer URIs make denser codes that phones read badly.
+DENSE_URI_LENGTH: Final = 180
 
 
 def shown(number: int | float) -> str:
@@ -68,3 +91,97 @@ def finite_seconds(value: object, name: str) -> float:
     if not math.isfinite(number):
         raise ConfigurationError(f"{name} must be a finite number of seconds (got {value!r})")
     return number
+
+
+def integer_in(
+    value: object, name: str, low: int, high: int, *, bounds: str = "", hint: str = ""
+) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool or subclass) from ``low`` to ``high``.
+
+    ``TypeError`` names the type; :class:`ConfigurationError` says "``name`` must ``bounds``
+    (got ...)``hint``", where ``bounds`` defaults to "be from ``low`` to ``high``".
+    """
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ConfigurationError(
+            f"{name} must {bounds or f'be from {low} to {high}'} (got {shown(value)}){hint}"
+        )
+    return value
+
+
+def seconds_in(
+    value: object,
+    name: str,
+    low: float = 0.0,
+    high: float = math.inf,
+    *,
+    above_low: bool = False,
+    bounds: str = "",
+) -> float:
+    """Return ``value`` as float seconds from ``low`` (excluded if ``above_low``) to ``high``.
+
+    Types and non-finite values are refused as :func:`finite_seconds` refuses them; a value out
+    of range is a :class:`ConfigurationError` saying "``name`` must ``bounds`` (got ...)", where
+    ``bounds`` defaults to "be from ``low`` to ``high`` seconds".
+    """
+    number = finite_seconds(value, name)
+    if number < low or (above_low and number == low) or number > high:
+        got = shown(value if isinstance(value, (int, float)) else number)
+        raise ConfigurationError(
+            f"{name} must {bounds or f'be from {low:g} to {high:g} seconds'} (got {got})"
+        )
+    return number
+
+
+def check_digits(digits: object) -> int:
+    """Validate the code length (6, 7 or 8)."""
+    return integer_in(digits, "digits", MIN_DIGITS, MAX_DIGITS, bounds="be 6, 7 or 8")
+
+
+def check_counter(counter: object, name: str = "counter") -> int:
+    """Validate an RFC 4226 moving factor: an int from 0 to 2**64-1."""
+    return integer_in(counter, name, 0, MAX_COUNTER, bounds="be from 0 to 2**64-1")
+
+
+def check_window(value: object, name: str) -> int:
+    """Validate a TOTP window size (``past`` or ``future``): an int from 0 to 10."""
+    return integer_in(
+        value, name, 0, MAX_TOTP_WINDOW, bounds=f"be from 0 to {MAX_TOTP_WINDOW} steps"
+    )
+
+
+def check_look_ahead(look_ahead: object) -> int:
+    """Validate an HOTP look-ahead: an int from 0 to 100."""
+    return integer_in(look_ahead, "look_ahead", 0, MAX_LOOK_AHEAD)
+
+
+def check_period(period: object) -> int:
+    """Validate a TOTP period: an int from 1 to 604800 seconds."""
+    return integer_in(
+        period,
+        "period",
+        MIN_PERIOD,
+        MAX_PERIOD,
+        bounds=f"be from {MIN_PERIOD} to {MAX_PERIOD} seconds",
+        hint="; 30 is the value every app supports",
+    )
+
+
+def check_nbytes(nbytes: object) -> int:
+    """Validate the size of a new key: an int from 16 to 256 bytes."""
+    return integer_in(
+        nbytes, "nbytes", MIN_SECRET_BYTES, MAX_SECRET_BYTES, hint="; 20 is the recommended size"
+    )
+
+
+def check_qr_scale(scale: object) -> int:
+    """Validate a PNG QR code scale: an int from 1 to 32 pixels per module."""
+    return integer_in(
+        scale, "scale", 1, MAX_QR_SCALE, bounds=f"be from 1 to {MAX_QR_SCALE} pixels per module"
+    )
+
+
+def check_t0(t0: object) -> int:
+    """Validate a TOTP t0: an int from 0 to 2**53 Unix seconds."""
+    return integer_in(t0, "t0", 0, MAX_T0, bounds="be from 0 to 2**53 Unix seconds")

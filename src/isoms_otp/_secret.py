@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from typing import Final
 
 from ._limits import (
     LEGACY_MIN_SECRET_BYTES,
     MAX_SECRET_BYTES,
     MAX_SECRET_TEXT,
     MIN_SECRET_BYTES,
-    shown,
+    check_nbytes,
 )
-from .exceptions import ConfigurationError, InvalidSecretError
+from .exceptions import InvalidSecretError
 
 __all__ = ["check_secret", "decode_secret", "encode_secret", "generate_secret", "grouped_secret"]
 
@@ -25,15 +26,28 @@ _OUTER_WHITESPACE = " \t\r\n"
 # Unpadded base32 lengths that RFC 4648 can produce (len % 8); 1, 3 and 6 are impossible.
 _VALID_REMAINDERS = frozenset({0, 2, 4, 5, 7})
 # The RFC 4648 base32 alphabet (values 0-31, in order; either letter case) renamed to the digits
-# int(text, 32) reads; the ASCII digits outside the alphabet become "!", which int() refuses.
+# int(text, 32) reads. Every other ASCII character becomes "!", which int() refuses: without that,
+# int() would also take a sign, surrounding whitespace and "_" between digits.
 # Manual-entry screens show the key in groups of four.
 _GROUP = 4
 _BASE32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_TO_INT_DIGITS = {
+_TO_INT_DIGITS: Final[dict[int, str | int | None]] = {
+    **dict.fromkeys(range(128), "!"),
     **str.maketrans(_BASE32_ALPHABET, "0123456789abcdefghijklmnopqrstuv"),
     **str.maketrans(_BASE32_ALPHABET.lower(), "0123456789abcdefghijklmnopqrstuv"),
-    **str.maketrans("0189", "!!!!"),
 }
+# For each unpadded length the fast path takes: (key bytes, unused low bits, their mask). Lengths
+# RFC 4648 cannot produce, and those that spell keys over the size limit, are missing, so such
+# texts take the full path, which refuses them with its usual messages.
+_SHAPES: Final = {
+    count: (count * 5 // 8, count * 5 % 8, (1 << count * 5 % 8) - 1)
+    for count in range(1, MAX_SECRET_TEXT + 1)
+    if count % 8 in _VALID_REMAINDERS and count * 5 // 8 <= MAX_SECRET_BYTES
+}
+_NOT_CANONICAL: Final = (
+    "the base32 secret is not canonical: its last symbol carries non-zero unused bits "
+    "(a typo in the last character?)"
+)
 
 
 def generate_secret(nbytes: int = 20) -> bytes:
@@ -43,14 +57,7 @@ def generate_secret(nbytes: int = 20) -> bytes:
     what every authenticator app accepts. ``nbytes`` must be an ``int`` from 16 to 256, else
     :class:`ConfigurationError` (``TypeError`` for a non-int).
     """
-    if type(nbytes) is not int:
-        raise TypeError(f"nbytes must be an int, not {type(nbytes).__name__}")
-    if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
-        raise ConfigurationError(
-            f"nbytes must be from {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} (got {shown(nbytes)}); "
-            "20 is the recommended size"
-        )
-    return secrets.token_bytes(nbytes)
+    return secrets.token_bytes(check_nbytes(nbytes))
 
 
 def encode_secret(secret: bytes) -> str:
@@ -98,13 +105,21 @@ def decode_secret(text: str) -> bytes:
         raise InvalidSecretError(
             f"the base32 secret is {len(text)} characters; the limit is {MAX_SECRET_TEXT}"
         )
-    # Fast path for the spelling encode_secret() writes and backends store: ASCII letters and
-    # digits only, a possible length. Symbols outside the alphabet (0, 1, 8, 9) become "!" and send
-    # the text down the full path below, which refuses it with the usual message.
-    if text.isascii() and text.isalnum() and len(text) % 8 in _VALID_REMAINDERS:
-        digits = text.translate(_TO_INT_DIGITS)
-        if "!" not in digits:
-            return _decode_symbols(digits, len(text))
+    # Fast path for the spelling encode_secret() writes and backends store: ASCII base32 symbols
+    # only, at a length in _SHAPES. RFC 4648 base32 is the key written as one big-endian number in
+    # 5-bit symbols, so int() reads it in C. Anything else (separators, padding, 0/1/8/9, other
+    # characters) becomes "!" and makes int() refuse the text, which then takes the full path
+    # below and is refused there, or accepted, with the usual checks and messages.
+    shape = _SHAPES.get(len(text))
+    if shape is not None and text.isascii():
+        try:
+            number = int(text.translate(_TO_INT_DIGITS), 32)
+        except ValueError:
+            pass
+        else:
+            if number & shape[2]:
+                raise InvalidSecretError(_NOT_CANONICAL)
+            return (number >> shape[1]).to_bytes(shape[0], "big")
     stripped = text.strip(_OUTER_WHITESPACE)
     if not stripped:
         raise InvalidSecretError("the base32 secret is empty")
@@ -143,10 +158,7 @@ def _decode_symbols(digits: str, count: int) -> bytes:
         raise InvalidSecretError(f"the secret is {size} bytes; the limit is {MAX_SECRET_BYTES}")
     number = int(digits, 32)
     if number & ((1 << unused) - 1):
-        raise InvalidSecretError(
-            "the base32 secret is not canonical: its last symbol carries non-zero unused bits "
-            "(a typo in the last character?)"
-        )
+        raise InvalidSecretError(_NOT_CANONICAL)
     return (number >> unused).to_bytes(size, "big")
 
 

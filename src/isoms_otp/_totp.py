@@ -11,9 +11,34 @@ from hmac import compare_digest
 from typing import Final
 
 from ._code import normalize_code
-from ._hotp import PACK_CODE, PACK_COUNTER, UNPACK_31, prepare, restore
-from ._limits import MAX_COUNTER, MAX_PERIOD, MAX_T0, MAX_TOTP_WINDOW, shown
-from ._match import Match
+from ._hmac import ALGORITHMS, hmac_states
+from ._hotp import (
+    _FORMATS,
+    _MODULI,
+    _NEW,
+    PACK_CODE,
+    PACK_COUNTER,
+    UNPACK_31,
+    check_options,
+    finish,
+    restore,
+)
+from ._limits import (
+    MAX_COUNTER,
+    MAX_DIGITS,
+    MAX_PERIOD,
+    MAX_SECRET_BYTES,
+    MAX_T0,
+    MAX_TOTP_WINDOW,
+    MIN_DIGITS,
+    MIN_PERIOD,
+    MIN_SECRET_BYTES,
+    check_period,
+    check_t0,
+    check_window,
+    shown,
+)
+from ._match import Match, new_match
 from .exceptions import ConfigurationError
 
 __all__ = ["TOTP", "check_window", "seconds"]
@@ -56,19 +81,35 @@ def seconds(at: object) -> int | float:
     return seconds(int(at) if isinstance(at, int) else float(at))  # int/float subclasses
 
 
-def check_window(value: object, name: str) -> int:
-    """Validate a TOTP window size (``past`` or ``future``): an int from 0 to 10."""
-    if type(value) is not int:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= MAX_TOTP_WINDOW:
-        raise ConfigurationError(
-            f"{name} must be from 0 to {MAX_TOTP_WINDOW} steps (got {shown(value)})"
-        )
-    return value
+class _TOTPSlots:
+    """The slots of a :class:`TOTP`, in a plain class so that ``TOTP()`` can fill them fast."""
+
+    __slots__ = (
+        "_format",
+        "_inner",
+        "_modulus",
+        "_outer",
+        "algorithm",
+        "allow_short_secret",
+        "digits",
+        "period",
+        "secret",
+        "t0",
+    )
+    secret: bytes
+    digits: int
+    algorithm: str
+    period: int
+    t0: int
+    allow_short_secret: bool
+    _inner: hashlib._Hash
+    _outer: hashlib._Hash
+    _modulus: int
+    _format: str
 
 
-@dataclass(frozen=True, slots=True)
-class TOTP:
+@dataclass(frozen=True, init=False)
+class TOTP(_TOTPSlots):
     """A TOTP generator/verifier for one key (RFC 6238).
 
     ``secret``, ``digits``, ``algorithm`` and ``allow_short_secret`` are as for :class:`HOTP`.
@@ -78,33 +119,61 @@ class TOTP:
     ``repr``.
     """
 
+    # As for HOTP: fields without class-level defaults (those of __new__ apply), slots in
+    # _TOTPSlots, filled there and then frozen by finish().
+    __slots__ = ()
     secret: bytes = field(repr=False)
     _: KW_ONLY
-    digits: int = 6
-    algorithm: str = "SHA1"
-    period: int = 30
-    t0: int = 0
-    allow_short_secret: bool = field(default=False, repr=False, compare=False)
-    _inner: hashlib._Hash = field(init=False, repr=False, compare=False)
-    _outer: hashlib._Hash = field(init=False, repr=False, compare=False)
-    _modulus: int = field(init=False, repr=False, compare=False)
-    _format: str = field(init=False, repr=False, compare=False)
+    digits: int
+    algorithm: str
+    period: int
+    t0: int
+    allow_short_secret: bool = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        prepare(self, self.secret, self.digits, self.algorithm, self.allow_short_secret)
-        if type(self.period) is not int:
-            raise TypeError(f"period must be an int, not {type(self.period).__name__}")
-        if not 1 <= self.period <= MAX_PERIOD:
-            raise ConfigurationError(
-                f"period must be from 1 to {MAX_PERIOD} seconds (got {shown(self.period)}); "
-                "30 is the value every app supports"
-            )
-        if type(self.t0) is not int:
-            raise TypeError(f"t0 must be an int, not {type(self.t0).__name__}")
-        if not 0 <= self.t0 <= MAX_T0:
-            raise ConfigurationError(
-                f"t0 must be from 0 to 2**53 Unix seconds (got {shown(self.t0)})"
-            )
+    def __new__(
+        cls,
+        secret: bytes,
+        *,
+        digits: int = 6,
+        algorithm: str = "SHA1",
+        period: int = 30,
+        t0: int = 0,
+        allow_short_secret: bool = False,
+    ) -> TOTP:
+        # Written out for the cold path: a login builds a TOTP from its stored secret every time
+        # (see finish() for why the slots are filled on a plain instance). The usual arguments
+        # pass the inlined checks; anything else takes the full checks, which raise in the
+        # documented order: secret, digits, algorithm, period, t0.
+        if (
+            type(secret) is bytes
+            and type(allow_short_secret) is bool
+            and MIN_SECRET_BYTES <= len(secret) <= MAX_SECRET_BYTES
+            and type(digits) is int
+            and MIN_DIGITS <= digits <= MAX_DIGITS
+            and type(algorithm) is str
+            and algorithm in ALGORITHMS
+        ):
+            key, name = secret, algorithm
+        else:
+            key, name = check_options(secret, digits, algorithm, allow_short_secret)
+        if type(period) is not int or not MIN_PERIOD <= period <= MAX_PERIOD:
+            check_period(period)
+        if type(t0) is not int or not 0 <= t0 <= MAX_T0:
+            check_t0(t0)
+        state = _NEW(_TOTPSlots)
+        state.secret = key
+        state.digits = digits
+        state.algorithm = name
+        state.period = period
+        state.t0 = t0
+        state.allow_short_secret = allow_short_secret
+        state._inner, state._outer = hmac_states(key, name)
+        state._modulus = _MODULI[digits]
+        state._format = _FORMATS[digits]
+        if cls is TOTP:  # finish() inlined for the common case
+            state.__class__ = TOTP
+            return state  # type: ignore[return-value]  # its class is TOTP now
+        return finish(state, cls)
 
     def __reduce__(self) -> tuple[object, ...]:
         options = {
@@ -219,4 +288,4 @@ class TOTP:
         # testing ``after_step`` once here is the same as testing every candidate.
         if found < lowest:
             return None
-        return Match(step=found, drift=found - current)
+        return new_match(found, found - current)

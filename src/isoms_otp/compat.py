@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from ._hotp import HOTP
+from ._limits import DENSE_URI_LENGTH, JAVA_INT_MAX
 from .uri import OTPAuthURI, Quirk, parse_uri
 
 __all__ = [
     "APPS",
     "DENSE_URI_LENGTH",
+    "JAVA_INT_MAX",
     "RULES",
     "App",
     "Finding",
@@ -46,11 +48,6 @@ APPS: Final[tuple[App, ...]] = (_GA_ANDROID, _GA_IOS, _MICROSOFT, _AUTHY)
 #: case: nobody notices until sign-in fails). ``"refuses"``: the app will not add the account.
 #: ``"warning"``: the codes are right but something else is off (display, scanning, unknowns).
 Severity = Literal["wrong-codes", "refuses", "warning"]
-
-#: privacyIDEA shortens labels so that the URI stays within 180 characters, to keep the QR code
-#: scannable (``create_google_authenticator_url``). At error correction level M that is a
-#: version 9 code (53 x 53 modules); longer URIs make denser codes that phones read badly.
-DENSE_URI_LENGTH: Final = 180
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,8 +96,12 @@ def _hotp(uri: OTPAuthURI) -> bool:
     return isinstance(uri.otp, HOTP)
 
 
-def _java_int_counter(uri: OTPAuthURI) -> bool:
-    return uri.counter is not None and uri.counter > 2**31 - 1
+def _java_int_last(uri: OTPAuthURI) -> bool:
+    return uri.counter == JAVA_INT_MAX
+
+
+def _java_int_over(uri: OTPAuthURI) -> bool:
+    return uri.counter is not None and uri.counter > JAVA_INT_MAX
 
 
 def _image(uri: OTPAuthURI) -> bool:
@@ -254,16 +255,31 @@ RULES: Final[tuple[Rule, ...]] = (
         fix=_USE_TOTP + ", or test HOTP on a device first",
         source="none found (2024)",
     ),
-    # Source: the open-source code parses counter as a Java int; its test withCounterTooBig
-    # refuses counter=34359738368. The store app is closed; assume it kept the limit.
+    # Source: the open-source code parses counter with Integer.parseInt (its test withCounterTooBig
+    # refuses counter=34359738368) and keeps it in a Java Integer that AccountDb.incrementCounter
+    # adds 1 to with no overflow check. So a counter above 2**31-1 is refused at scan time, and
+    # 2**31-1 itself scans but wraps to -2**31 at the first increment: wrong codes from then on.
+    # The store app is closed; assume it kept the limit.
+    Rule(
+        rule="counter-over-2**31",
+        apps=(_GA_ANDROID,),
+        severity="wrong-codes",
+        applies=_java_int_last,
+        problem="keeps the counter in a 32-bit signed int: 2**31-1 is accepted, but the next "
+        "counter wraps to -2**31 and every code from then on is wrong",
+        fix="keep the HOTP counter below 2**31-1",
+        source="google/google-authenticator-android open code (test withCounterTooBig, "
+        "AccountDb.incrementCounter)",
+    ),
     Rule(
         rule="counter-over-2**31",
         apps=(_GA_ANDROID,),
         severity="refuses",
-        applies=_java_int_counter,
+        applies=_java_int_over,
         problem="reads the counter as a 32-bit signed int and refuses larger values",
-        fix="keep the HOTP counter below 2**31",
-        source="google/google-authenticator-android open code (test withCounterTooBig)",
+        fix="keep the HOTP counter below 2**31-1",
+        source="google/google-authenticator-android open code (test withCounterTooBig, "
+        "AccountDb.incrementCounter)",
     ),
     # Source: dullage/flatnotes#237 (Sep 2024): "Can't scan this QR code" for a padded secret,
     # while Microsoft Authenticator scanned it; the old iOS code errors on padding

@@ -82,9 +82,9 @@ def enroll(account: str, *, issuer: str, secret: bytes | None = None) -> Enrollm
     """Start (or show again) the enrolment of ``account`` with a new 160-bit key.
 
     ``account`` is the user's login name and ``issuer`` the service name the app shows (such as
-    ``"iSOMS"``). Neither may be empty or contain ``:`` or a control character (else
-    :class:`InvalidURIError`). Pass the stored ``secret`` of a pending enrolment to show the same
-    QR code again rather than a new one; it must be at least 128 bits
+    ``"iSOMS"``). Neither may be empty, start or end with whitespace, or contain ``:`` or a
+    control character (else :class:`InvalidURIError`). Pass the stored ``secret`` of a pending
+    enrolment to show the same QR code again rather than a new one; it must be at least 128 bits
     (:class:`InvalidSecretError`).
     """
     return Enrollment(

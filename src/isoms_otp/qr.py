@@ -21,8 +21,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Final
 
-from ._limits import shown
-from .exceptions import ConfigurationError, InvalidURIError, MissingExtraError
+from ._limits import MAX_QR_SCALE, check_qr_scale
+from .exceptions import InvalidURIError, MissingExtraError
 from .uri import MAX_URI_LENGTH
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ ERROR_LEVEL: Final = "M"
 #: Quiet zone in modules, as ISO/IEC 18004 requires for QR codes.
 BORDER: Final = 4
 #: Largest PNG scale (pixels per module); a 2048-character URI then makes a 5920-pixel image.
-MAX_SCALE: Final = 32
+MAX_SCALE: Final = MAX_QR_SCALE
 
 # Terminal colours are explicit (black on bright white) rather than the terminal's own, so the
 # code scans the same on dark and light themes. Each character cell holds two modules: the
@@ -98,12 +98,7 @@ def qr_png(uri: str, *, scale: int = 8) -> bytes:
     The default of 8 gives about 500 x 500 pixels for an enrolment URI. Raises as
     :func:`qr_svg` does, plus ``TypeError``/:class:`ConfigurationError` for a bad ``scale``.
     """
-    if type(scale) is not int:
-        raise TypeError(f"scale must be an int, not {type(scale).__name__}")
-    if not 1 <= scale <= MAX_SCALE:
-        raise ConfigurationError(
-            f"scale must be from 1 to {MAX_SCALE} pixels per module (got {shown(scale)})"
-        )
+    check_qr_scale(scale)
     out = io.BytesIO()
     _make(uri).save(out, kind="png", scale=scale, border=BORDER, dark="#000", light="#fff")
     return out.getvalue()

@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from ._limits import finite_seconds
-from .exceptions import ConfigurationError
+from ._limits import finite_seconds, seconds_in
 
 __all__ = ["FakeClock", "StoreContract"]
 
@@ -42,10 +41,7 @@ class FakeClock:
 
     @staticmethod
     def _check(at: object) -> float:
-        now = finite_seconds(at, "the time")
-        if now < 0:
-            raise ConfigurationError(f"the time must not be negative (got {at!r})")
-        return now
+        return seconds_in(at, "the time", bounds="not be negative")
 
     def __call__(self) -> float:
         """Return the current fake time in Unix seconds."""

@@ -24,8 +24,8 @@ from typing import Final, Literal
 from urllib.parse import quote, unquote_to_bytes
 
 from ._hmac import normalize_algorithm
-from ._hotp import HOTP, check_counter
-from ._limits import MAX_COUNTER, MAX_DIGITS, MAX_PERIOD, MIN_DIGITS
+from ._hotp import HOTP
+from ._limits import MAX_COUNTER, MAX_DIGITS, MAX_PERIOD, MIN_DIGITS, MIN_PERIOD, check_counter
 from ._secret import decode_secret, encode_secret
 from ._totp import TOTP
 from .exceptions import ConfigurationError, InvalidSecretError, InvalidURIError
@@ -73,15 +73,15 @@ class OTPAuthURI:
     """One ``otpauth://`` URI as values: the key, the account, and the rest of the label.
 
     ``otp`` is the :class:`TOTP` (with ``t0`` 0, which the format cannot carry) or the
-    :class:`HOTP`. ``account`` must be non-empty and must not start with a space. ``issuer`` is a
-    non-empty string or ``None``. Neither may be only whitespace, nor contain ``:`` or a character
-    of Unicode category Cc, Cf, Cs, Zl or Zp (controls, invisible formatting such as U+202E or
-    U+200B, surrogates, line and paragraph separators). ``counter`` is required for HOTP (0 to
-    2**64-1) and must be ``None`` for TOTP. ``image`` is an ``https://`` URL or ``None``. A value
-    that would make an invalid URI raises :class:`InvalidURIError`; a value of the wrong type raises
-    ``TypeError``. ``quirks`` records the non-canonical spellings a parsed URI used. It is empty for
-    objects you build, and it is left out of equality and ``repr``. The ``repr`` never shows the
-    secret.
+    :class:`HOTP`. ``account`` must be non-empty. ``issuer`` is a non-empty string or ``None``.
+    Neither may start or end with whitespace (Google Authenticator trims it), be only whitespace,
+    nor contain ``:`` or a character of Unicode category Cc, Cf, Cs, Zl or Zp (controls,
+    invisible formatting such as U+202E or U+200B, surrogates, line and paragraph separators).
+    ``counter`` is required for HOTP (0 to 2**64-1) and must be ``None`` for TOTP. ``image`` is an
+    ``https://`` URL or ``None``. A value that would make an invalid URI raises
+    :class:`InvalidURIError`; a value of the wrong type raises ``TypeError``. ``quirks`` records
+    the non-canonical spellings a parsed URI used. It is empty for objects you build, and it is
+    left out of equality and ``repr``. The ``repr`` never shows the secret.
     """
 
     otp: TOTP | HOTP
@@ -114,14 +114,12 @@ class OTPAuthURI:
         _check_label_part(self.account, "account")
         if not self.account:
             raise InvalidURIError("the account name is empty; give the user's login name")
-        if self.account.startswith(" "):
-            raise InvalidURIError(
-                "the account name starts with a space, which apps drop: strip it first"
-            )
+        _check_outer_spaces(self.account, "the account name")
         if self.issuer is not None:
             _check_label_part(self.issuer, "issuer")
             if not self.issuer:
                 raise InvalidURIError("the issuer is empty; pass None for no issuer")
+            _check_outer_spaces(self.issuer, "the issuer")
         if self.image is not None:
             if type(self.image) is not str:
                 raise TypeError(f"image must be a str or None, not {type(self.image).__name__}")
@@ -153,6 +151,18 @@ def _check_label_part(value: object, name: str) -> None:
             "remove it or replace it"
         )
     _check_visible(value, f"the {name}")
+
+
+def _check_outer_spaces(value: str, what: str) -> None:
+    """Refuse whitespace at either end of a non-empty name: apps trim it, so names would differ.
+
+    Google Authenticator trims the account and the issuer, so "alice " would be shown (and
+    matched by users) as "alice" while the server keeps the space.
+    """
+    if value[0].isspace():
+        raise InvalidURIError(f"{what} starts with a space, which apps drop: strip it first")
+    if value[-1].isspace():
+        raise InvalidURIError(f"{what} ends with a space, which apps drop: strip it first")
 
 
 def _check_visible(value: str, what: str) -> None:
@@ -213,11 +223,11 @@ def build_uri(
 
     The URI contains the secret: show it only to the user who is enrolling, and never log it.
     ``counter`` is required for an :class:`HOTP` and refused for a :class:`TOTP`. Raises
-    :class:`InvalidURIError` if ``account`` is empty or starts with a space, if ``account`` or
-    ``issuer`` is only whitespace or contains ``:``, a control character or an invisible formatting
-    or line-separator character (Unicode Cc, Cf, Cs, Zl, Zp), if ``image`` is not an ``https://``
-    URL, and if the result would be longer than :data:`MAX_URI_LENGTH`. Use an issuer: apps show it
-    as the name of the service.
+    :class:`InvalidURIError` if ``account`` is empty, if ``account`` or ``issuer`` starts or ends
+    with whitespace, is only whitespace or contains ``:``, a control character or an invisible
+    formatting or line-separator character (Unicode Cc, Cf, Cs, Zl, Zp), if ``image`` is not an
+    ``https://`` URL, and if the result would be longer than :data:`MAX_URI_LENGTH`. Use an
+    issuer: apps show it as the name of the service.
     """
     return OTPAuthURI(
         otp=otp, account=account, issuer=issuer, counter=counter, image=image
@@ -335,7 +345,7 @@ def _otp(
     digits = _integer(values.get("digits", "6"), "digits", MIN_DIGITS, MAX_DIGITS)
     try:
         if kind == "totp":
-            period = _integer(values.get("period", "30"), "period", 1, MAX_PERIOD)
+            period = _integer(values.get("period", "30"), "period", MIN_PERIOD, MAX_PERIOD)
             totp = TOTP(
                 key,
                 digits=digits,
@@ -362,7 +372,8 @@ def parse_uri(uri: str, *, allow_short_secret: bool = False) -> OTPAuthURI:
     invalid percent-escape anywhere, bytes that are not UTF-8, a scheme other than ``otpauth``, a
     type other than ``totp``/``hotp``, a fragment, an empty account, an account or issuer (in the
     label or the parameter) that is only whitespace or holds an invisible formatting or
-    line-separator character, a second ``:`` in the label, duplicate parameters, a missing or
+    line-separator character, an account or (winning) issuer that starts or ends with
+    whitespace, a second ``:`` in the label, duplicate parameters, a missing or
     invalid secret, ``digits`` outside 6-8, a ``period`` outside 1-604800, an unknown ``algorithm``,
     a missing or out-of-range HOTP ``counter``, and an ``image`` that is not ``https://``. Integers
     must be plain ASCII decimals. Unknown parameters, ``period`` in an HOTP URI and ``counter`` in a

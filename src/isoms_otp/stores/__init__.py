@@ -1,12 +1,14 @@
 """Stores for replay marks and failure counts: one contract (``Store``), three backends.
 
 ``MemoryStore`` (one process), ``SQLiteStore`` (one machine, the default) and ``RedisStore``
-(several machines; needs ``pip install 'isoms-otp[redis]'``, imported only when first used).
+(several machines; needs ``pip install 'isoms-otp[redis]'``, imported only when first used, and
+so not in ``__all__``: ``from isoms_otp.stores import *`` must work without the extra).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Final
 
 from ._base import (
     Attempt,
@@ -29,7 +31,7 @@ from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from .redis import RedisStore
+    from .redis import RedisStore as RedisStore
 
 __all__ = [
     "Attempt",
@@ -41,7 +43,6 @@ __all__ = [
     "MemoryStore",
     "Reason",
     "RecoverySet",
-    "RedisStore",
     "SQLiteStore",
     "Settlement",
     "Snapshot",
@@ -52,11 +53,21 @@ __all__ = [
     "mark_removable",
 ]
 
+#: Stores resolved on first use (their extra may be missing), each with its module relative to
+#: this package. Not in ``__all__``, which a star import resolves eagerly.
+_LAZY_NAMES: Final[dict[str, str]] = {
+    "RedisStore": ".redis",
+}
+
 
 def __getattr__(name: str) -> object:
-    # Lazy, so that `import isoms_otp` works without the optional redis client installed.
-    if name == "RedisStore":
-        from .redis import RedisStore  # noqa: PLC0415
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return RedisStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_NAMES})
