@@ -48,7 +48,10 @@ def create_app(verifier: Verifier, secret_of: Callable[[str], bytes | None]) -> 
         otp = unknown if secret is None else TOTP(secret)
         try:
             # Never `verifier.verify(...)` directly here: it would block the event loop.
-            verdict: Verdict = await run_in_threadpool(verifier.verify, user, otp, code)
+            client = request.client.host if request.client else None
+            verdict: Verdict = await run_in_threadpool(
+                verifier.verify, user, otp, code, source=client
+            )
         except StoreError:
             # Fail closed: nobody signs in while the store is down.
             return JSONResponse({"error": "unavailable, try again in a minute"}, status_code=503)
@@ -65,3 +68,21 @@ def create_app(verifier: Verifier, secret_of: Callable[[str], bytes | None]) -> 
     return Starlette(
         routes=[Route("/sign-in", sign_in, methods=["POST"]), Route("/health", health)]
     )
+
+
+if __name__ == "__main__":
+    # A self-check through the ASGI app (needs httpx, as Starlette's TestClient does).
+    import warnings
+
+    with warnings.catch_warnings():  # newer Starlette asks for httpx2; either works here
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from isoms_otp import MemoryStore
+
+    key = secrets.token_bytes(20)
+    app = create_app(Verifier(MemoryStore()), {"alice": key}.get)
+    with TestClient(app) as client:
+        right = client.post("/sign-in", json={"user": "alice", "code": TOTP(key).generate()})
+        wrong = client.post("/sign-in", json={"user": "alice", "code": "000000"})
+        print(f"right code: {right.status_code}, wrong code: {wrong.status_code}")
