@@ -21,7 +21,7 @@ from .exceptions import (
     OTPError,
     StoreError,
 )
-from .stores import Attempt, MemoryStore, Settlement, SQLiteStore, Store
+from .stores import Attempt, MemoryStore, Settlement, SQLiteStore, Store, StoreFinding
 from .throttle import ThrottlePolicy
 from .uri import OTPAuthURI, build_uri, parse_uri
 from .verifier import Verdict, Verifier
@@ -50,6 +50,7 @@ __all__ = [
     "Settlement",
     "Store",
     "StoreError",
+    "StoreFinding",
     "ThrottlePolicy",
     "Verdict",
     "Verifier",

@@ -40,6 +40,8 @@ __all__ = [
     "Settlement",
     "Snapshot",
     "Store",
+    "StoreFinding",
+    "StoreSeverity",
     "blocked_until",
     "budget_removable",
     "decide",
@@ -177,6 +179,23 @@ def _blocked(budget: Budget, now: float, longest: float, ceiling: bool) -> float
     return min(budget.blocked_until, now + longest)
 
 
+def _clamped(budget: Budget, now: float, longest: float, lock: float) -> Budget | None:
+    """Return ``budget`` with its wait cut to ``longest`` from ``now``, or ``None`` if within it.
+
+    Clamping only when read would be a moving target (``now + longest`` is always ahead), so a
+    wait left by a clock that ran ahead is written back, cut, at the first attempt that sees it:
+    it then ends at most ``longest`` after the clock was corrected.
+    """
+    limit = now + longest
+    if budget.blocked_until <= limit:
+        return None
+    return Budget(
+        failures=budget.failures,
+        blocked_until=limit,
+        keep_until=min(budget.keep_until, limit + lock),
+    )
+
+
 def _fail(
     budget: Budget, now: float, schedule: tuple[float, ...], limit: int, lock: float
 ) -> tuple[Budget, bool]:
@@ -210,7 +229,9 @@ def decide(attempt: Attempt, state: Snapshot) -> Decision:
     """Apply one attempt to what the store read; return what to write and why.
 
     1. Refuse (``"throttled"``) while the user's OTP budget or the ``(user, source)`` pair is
-       waiting or locked: nothing is examined or counted, a right code included.
+       waiting or locked: nothing is examined or counted, a right code included. A wait ending
+       more than ``policy.longest_wait`` from now (left by a clock that ran ahead) is written
+       back cut to that, so it ends at most that long after the clock was corrected.
     2. ``"first_factor"``: count a failure on the pair (back-off, then a lock of the pair).
     3. Accept a claim strictly above the credential's mark (a recovery code not used yet): raise
        the mark and clear both the user's and the pair's failures.
@@ -224,10 +245,13 @@ def decide(attempt: Attempt, state: Snapshot) -> Decision:
     kind = attempt.kind
     if until > now:
         spent = state.pair if kind == "first_factor" else state.budget
+        longest = policy.longest_wait
         return Decision(
             settlement=Settlement(
                 reason="throttled", retry_after=until - now, failures=spent.failures
-            )
+            ),
+            budget=_clamped(state.budget, now, longest, policy.lock_duration),
+            pair=_clamped(state.pair, now, longest, policy.source_lock_duration),
         )
     if kind == "first_factor":
         pair, locked = _fail(
@@ -306,6 +330,25 @@ def mark_removable(mark: Mark, now: float) -> bool:
     until ``keep_until``, when its step lies below every verifier's window.
     """
     return mark.hotp_counter is None and mark.keep_until <= now
+
+
+#: How much a :class:`StoreFinding` matters: ``"serious"`` (replay marks or lock-outs can be
+#: lost or changed: fix it before production), ``"warning"`` (weaker than documented) or
+#: ``"info"`` (something could not be checked, and why).
+StoreSeverity = Literal["serious", "warning", "info"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreFinding:
+    """One finding of a store's deployment check (``SQLiteStore.check()``, ...).
+
+    ``rule`` is a stable identifier (such as ``"network-filesystem"``), ``severity`` one of
+    :data:`StoreSeverity`, ``message`` what was found and how to fix it (never a secret).
+    """
+
+    rule: str
+    severity: StoreSeverity
+    message: str
 
 
 @runtime_checkable
