@@ -179,20 +179,18 @@ def _blocked(budget: Budget, now: float, longest: float, ceiling: bool) -> float
     return min(budget.blocked_until, now + longest)
 
 
-def _clamped(budget: Budget, now: float, longest: float, lock: float) -> Budget | None:
-    """Return ``budget`` with its wait cut to ``longest`` from ``now``, or ``None`` if within it.
+def _clamped(budget: Budget, now: float, longest: float) -> Budget | None:
+    """Return ``budget`` with a wait beyond ``longest`` from now cut to it (``None``: fine).
 
-    Clamping only when read would be a moving target (``now + longest`` is always ahead), so a
-    wait left by a clock that ran ahead is written back, cut, at the first attempt that sees it:
-    it then ends at most ``longest`` after the clock was corrected.
+    Reads clamp such a wait already; writing the clamp back (with the refusal it caused)
+    makes the shortened wait end, instead of sliding along with ``now``.
     """
-    limit = now + longest
-    if budget.blocked_until <= limit:
+    if budget.blocked_until <= now + longest:
         return None
     return Budget(
         failures=budget.failures,
-        blocked_until=limit,
-        keep_until=min(budget.keep_until, limit + lock),
+        blocked_until=now + longest,
+        keep_until=min(budget.keep_until, now + longest + longest),
     )
 
 
@@ -229,9 +227,7 @@ def decide(attempt: Attempt, state: Snapshot) -> Decision:
     """Apply one attempt to what the store read; return what to write and why.
 
     1. Refuse (``"throttled"``) while the user's OTP budget or the ``(user, source)`` pair is
-       waiting or locked: nothing is examined or counted, a right code included. A wait ending
-       more than ``policy.longest_wait`` from now (left by a clock that ran ahead) is written
-       back cut to that, so it ends at most that long after the clock was corrected.
+       waiting or locked: nothing is examined or counted, a right code included.
     2. ``"first_factor"``: count a failure on the pair (back-off, then a lock of the pair).
     3. Accept a claim strictly above the credential's mark (a recovery code not used yet): raise
        the mark and clear both the user's and the pair's failures.
@@ -245,13 +241,12 @@ def decide(attempt: Attempt, state: Snapshot) -> Decision:
     kind = attempt.kind
     if until > now:
         spent = state.pair if kind == "first_factor" else state.budget
-        longest = policy.longest_wait
         return Decision(
             settlement=Settlement(
                 reason="throttled", retry_after=until - now, failures=spent.failures
             ),
-            budget=_clamped(state.budget, now, longest, policy.lock_duration),
-            pair=_clamped(state.pair, now, longest, policy.source_lock_duration),
+            budget=_clamped(state.budget, now, policy.longest_wait),
+            pair=_clamped(state.pair, now, policy.longest_wait),
         )
     if kind == "first_factor":
         pair, locked = _fail(
