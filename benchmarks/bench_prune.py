@@ -71,16 +71,18 @@ def build(path: Path, users: int, stale: int, *, indexes: bool) -> None:
         conn.close()
 
 
-def prune_batched(path: str, started: multiprocessing.synchronize.Event) -> None:
+def prune_batched(path: str, started: multiprocessing.synchronize.Event, batch: int) -> None:
+    sqlite.BATCH = batch
     store = SQLiteStore(path, timeout=60)
     started.set()
     began = time.perf_counter()
     gone = store.prune(NOW)
-    print(f"    batched prune: {gone} rows in {time.perf_counter() - began:.2f} s", flush=True)
+    took = time.perf_counter() - began
+    print(f"    batched prune ({batch}): {gone} rows in {took:.2f} s", flush=True)
     store.close()
 
 
-def prune_one_statement(path: str, started: multiprocessing.synchronize.Event) -> None:
+def prune_one_statement(path: str, started: multiprocessing.synchronize.Event, _: int) -> None:
     conn = sqlite3.connect(path, timeout=60, isolation_level=None)
     conn.execute("PRAGMA synchronous=FULL")
     started.set()
@@ -92,7 +94,7 @@ def prune_one_statement(path: str, started: multiprocessing.synchronize.Event) -
     conn.close()
 
 
-def latencies(path: Path, pruner: str | None, count: int) -> list[float]:
+def latencies(path: Path, pruner: str | None, count: int, batch: int = 0) -> list[float]:
     """Verify ``count`` codes (or until the pruner ends) and return each call's seconds."""
     store = SQLiteStore(path, timeout=60)
     totp = TOTP(SECRET)
@@ -105,7 +107,7 @@ def latencies(path: Path, pruner: str | None, count: int) -> list[float]:
     worker = None
     if pruner is not None:
         target = prune_batched if pruner == "batched" else prune_one_statement
-        worker = context.Process(target=target, args=(str(path), started))
+        worker = context.Process(target=target, args=(str(path), started, batch))
         worker.start()
         started.wait(60)
     took: list[float] = []
@@ -135,17 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--stale", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, nargs="+", default=[sqlite.BATCH])
     parser.add_argument("--quick", action="store_true", help="20k users, 2k stale")
     args = parser.parse_args(argv)
     users, stale = (20_000, 2_000) if args.quick else (args.users, args.stale)
-    print(f"SQLite {sqlite3.sqlite_version}, batch {sqlite.BATCH}: {users} users, {stale} stale")
+    print(f"SQLite {sqlite3.sqlite_version}: {users} users, {stale} stale")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        results = {}
-        for case, pruner, indexes in (
-            ("one statement", "one", False),
-            ("batched", "batched", True),
-        ):
+        results: dict[str, list[float]] = {}
+        cases = [("one statement", "one", False, 0)]
+        cases += [(f"batched {batch}", "batched", True, batch) for batch in args.batch]
+        for case, pruner, indexes, batch in cases:
             template = root / f"template-{indexes}.sqlite3"
             if not template.exists():
                 began = time.perf_counter()
@@ -155,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{work}{suffix}").unlink(missing_ok=True)
             shutil.copyfile(template, work)
-            results[case] = latencies(work, pruner, 0)
-            if case == "batched":
-                shutil.copyfile(template, root / "quiet.sqlite3")
-                results["quiet"] = latencies(root / "quiet.sqlite3", None, len(results[case]))
-        for name in ("quiet", "one statement", "batched"):
+            results[case] = latencies(work, pruner, 0, batch)
+        shutil.copyfile(template, root / "quiet.sqlite3")
+        longest = max(len(took) for took in results.values())
+        results["quiet"] = latencies(root / "quiet.sqlite3", None, longest)
+        for name in ["quiet"] + [case[0] for case in cases]:
             report(name, results[name])
     return 0
 

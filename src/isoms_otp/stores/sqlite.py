@@ -249,6 +249,10 @@ def _read(conn: sqlite3.Connection, user: str, source: str, credential: str) -> 
     )
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _busy(exc: BaseException) -> bool:
     """Say whether ``exc`` is SQLite's "locked" or "busy", which waiting can cure."""
     text = str(exc).lower()
@@ -502,7 +506,9 @@ class SQLiteStore:
             raise
         return conn
 
-    def _connection(self, deadline: float) -> sqlite3.Connection:
+    def _connection(self, deadline: float | None = None) -> sqlite3.Connection:
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
         if self._pid != os.getpid():
             # A connection inherited through fork() must never be used, nor closed (closing may
             # checkpoint the parent's WAL); keep it referenced and open a fresh one.
@@ -731,6 +737,9 @@ class SQLiteStore:
             while True:
                 gone = self._run(operation, refusal="the prune stopped")
                 total += gone
+                # Copy the batch's pages into the database here, without the write lock, so
+                # that the next sign-in's commit does not inherit a large automatic checkpoint.
+                self._run(_checkpoint, write=False, refusal="the prune stopped")
                 if gone < BATCH:
                     break
         return total
