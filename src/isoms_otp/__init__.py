@@ -29,7 +29,7 @@ from .exceptions import (
     StoreError,
 )
 from .recovery import RecoveryCodes
-from .stores import Attempt, MemoryStore, Settlement, SQLiteStore, Store
+from .stores import Attempt, MemoryStore, Settlement, SQLiteStore, Store, StoreFinding
 from .throttle import ThrottlePolicy
 from .uri import OTPAuthURI, build_uri, parse_uri
 from .verifier import IssuedCodes, Verdict, Verifier
@@ -62,6 +62,7 @@ __all__ = [
     "Settlement",
     "Store",
     "StoreError",
+    "StoreFinding",
     "ThrottlePolicy",
     "Verdict",
     "Verifier",

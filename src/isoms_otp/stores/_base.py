@@ -40,6 +40,8 @@ __all__ = [
     "Settlement",
     "Snapshot",
     "Store",
+    "StoreFinding",
+    "StoreSeverity",
     "blocked_until",
     "budget_removable",
     "decide",
@@ -323,6 +325,25 @@ def mark_removable(mark: Mark, now: float) -> bool:
     until ``keep_until``, when its step lies below every verifier's window.
     """
     return mark.hotp_counter is None and mark.keep_until <= now
+
+
+#: How much a :class:`StoreFinding` matters: ``"serious"`` (replay marks or lock-outs can be
+#: lost or changed: fix it before production), ``"warning"`` (weaker than documented) or
+#: ``"info"`` (something could not be checked, and why).
+StoreSeverity = Literal["serious", "warning", "info"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreFinding:
+    """One finding of a store's deployment check (``SQLiteStore.check()``, ...).
+
+    ``rule`` is a stable identifier (such as ``"network-filesystem"``), ``severity`` one of
+    :data:`StoreSeverity`, ``message`` what was found and how to fix it (never a secret).
+    """
+
+    rule: str
+    severity: StoreSeverity
+    message: str
 
 
 @runtime_checkable

@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from isoms_otp.exceptions import ConfigurationError, StoreError
@@ -21,10 +24,11 @@ from ._base import (
     RecoverySet,
     Settlement,
     Snapshot,
+    StoreFinding,
     decide,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["BATCH", "NETWORK_FILESYSTEMS", "SCHEMA_VERSION", "SLACK", "SQLiteStore"]
 
 _T = TypeVar("_T")
 
@@ -66,6 +70,13 @@ _SCHEMA = (
     set_id TEXT NOT NULL,
     used TEXT NOT NULL
 ) WITHOUT ROWID""",
+    # What prune filters on, so that it finds stale rows without scanning every user. Partial
+    # where a row can never go (the 100-failure ceiling, HOTP counters): prune never sees them.
+    """CREATE INDEX IF NOT EXISTS isoms_otp_budgets_stale
+    ON isoms_otp_budgets (keep_until) WHERE failures < 100""",
+    "CREATE INDEX IF NOT EXISTS isoms_otp_sources_stale ON isoms_otp_sources (keep_until)",
+    """CREATE INDEX IF NOT EXISTS isoms_otp_marks_stale
+    ON isoms_otp_marks (keep_until) WHERE hotp IS NULL""",
 )
 # Version 1 -> 2 in one transaction: failures move to the user's budget, marks to the legacy
 # credential (a floor for every credential of the user), then the old table goes.
@@ -106,15 +117,67 @@ _PUT_MARK = (
     "VALUES (?, ?, ?, ?, ?)"
 )
 _PUT_RECOVERY = "INSERT OR REPLACE INTO isoms_otp_recovery (user, set_id, used) VALUES (?, ?, ?)"
-# The rules of _base.budget_removable and mark_removable, as SQL (100: NIST's ceiling).
+# The rules of _base.budget_removable and mark_removable, as SQL (100: NIST's ceiling), at
+# most ?2 rows per statement so that prune holds the write lock for one short batch at a time.
 _DELETE_STALE = (
     (
-        "DELETE FROM isoms_otp_budgets "
-        "WHERE failures < 100 AND keep_until <= ?1 AND blocked_until <= ?1"
+        "DELETE FROM isoms_otp_budgets WHERE user IN (SELECT user FROM isoms_otp_budgets "
+        "WHERE failures < 100 AND keep_until <= ?1 AND blocked_until <= ?1 LIMIT ?2)"
     ),
-    "DELETE FROM isoms_otp_sources WHERE keep_until <= ?1 AND blocked_until <= ?1",
-    "DELETE FROM isoms_otp_marks WHERE hotp IS NULL AND keep_until <= ?1",
+    (
+        "DELETE FROM isoms_otp_sources WHERE (user, source) IN (SELECT user, source "
+        "FROM isoms_otp_sources WHERE keep_until <= ?1 AND blocked_until <= ?1 LIMIT ?2)"
+    ),
+    (
+        "DELETE FROM isoms_otp_marks WHERE (user, credential) IN (SELECT user, credential "
+        "FROM isoms_otp_marks WHERE hotp IS NULL AND keep_until <= ?1 LIMIT ?2)"
+    ),
 )
+
+_INDEXES = (
+    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN "
+    "('isoms_otp_budgets_stale', 'isoms_otp_sources_stale', 'isoms_otp_marks_stale')"
+)
+
+#: Rows prune deletes per transaction; the write lock is released between batches.
+BATCH = 1000
+
+#: How far past ``timeout`` a call may end (seconds): the busy handler's last sleep and the
+#: call's own statements. A call that got the write lock also finishes its transaction (one
+#: fsync), which no deadline interrupts.
+SLACK = 0.05
+
+#: Filesystem types (``/proc/mounts``) on which SQLite's locking or WAL shared memory cannot be
+#: trusted: a used code or a lock-out written by one machine may be unseen by another.
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "9p",
+        "afs",
+        "ceph",
+        "cifs",
+        "davfs",
+        "fuse.gcsfuse",
+        "fuse.glusterfs",
+        "fuse.rclone",
+        "fuse.s3fs",
+        "fuse.sshfs",
+        "glusterfs",
+        "gpfs",
+        "lustre",
+        "ncpfs",
+        "nfs",
+        "nfs4",
+        "smb3",
+        "smbfs",
+        "sshfs",
+    }
+)
+
+# The files whose identity is recorded: replacing or removing any of them under an open
+# connection splits the state in two (this connection writes where no new one will look).
+_SUFFIXES = ("", "-wal", "-shm")
+_PRIVATE = (":memory:", "")
+_FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
 
 
 def _mark(value: object) -> int | None:
@@ -186,22 +249,165 @@ def _read(conn: sqlite3.Connection, user: str, source: str, credential: str) -> 
     )
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _busy(exc: BaseException) -> bool:
+    """Say whether ``exc`` is SQLite's "locked" or "busy", which waiting can cure."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _wal(conn: sqlite3.Connection, *, private: bool) -> None:
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode != "wal" and not private:
+        raise ValueError(f"the file could not be put in WAL mode (it is in {mode!r})")
+
+
+def _identity(path: str) -> tuple[tuple[int, int], ...]:
+    """Return the (device, inode) of the database file and its -wal and -shm files."""
+    found = []
+    for suffix in _SUFFIXES:
+        info = os.stat(path + suffix)  # noqa: PTH116 - on every call: no Path object to build
+        found.append((info.st_dev, info.st_ino))
+    return tuple(found)
+
+
+def _unescape(field: str) -> str:
+    r"""Decode the octal escapes of a /proc/mounts field (``\\040`` is a space)."""
+    if "\\" not in field:
+        return field
+    return field.encode("latin-1").decode("unicode_escape")
+
+
+def _mount_type(path: str, mounts: str) -> tuple[str, str] | None:
+    """Return (mount point, filesystem type) of the mount holding ``path``, from /proc/mounts."""
+    best: tuple[str, str] | None = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point, kind = _unescape(fields[1]), fields[2]
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, kind)  # the last and longest mount point over a path wins
+    return best
+
+
+def _filesystem_findings(path: str, mounts_file: str = "/proc/mounts") -> list[StoreFinding]:
+    """Report a network filesystem under ``path``, or that the mount table was unreadable."""
+    where = os.path.realpath(path)
+    try:
+        mounts = Path(mounts_file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return [
+            StoreFinding(
+                rule="filesystem-unknown",
+                severity="info",
+                message=f"could not read {mounts_file} ({type(exc).__name__}): the filesystem "
+                f"under {where!r} was not checked; it must be a local disk",
+            )
+        ]
+    found = _mount_type(where, mounts)
+    if found is None:
+        return [
+            StoreFinding(
+                rule="filesystem-unknown",
+                severity="info",
+                message=f"no mount in {mounts_file} holds {where!r}: the filesystem was not "
+                "checked; it must be a local disk",
+            )
+        ]
+    point, kind = found
+    if kind in NETWORK_FILESYSTEMS or kind.startswith("nfs"):
+        return [
+            StoreFinding(
+                rule="network-filesystem",
+                severity="serious",
+                message=f"{where!r} is on a {kind} filesystem (mounted at {point!r}): SQLite's "
+                "locks and WAL shared memory do not work across machines, so a code can be "
+                "accepted twice and failures lost; use a local disk, or RedisStore",
+            )
+        ]
+    return []
+
+
+def _mode_findings(path: str) -> list[StoreFinding]:
+    """Report database files that other users can write (serious) or read (warning)."""
+    findings: list[StoreFinding] = []
+    for suffix in _SUFFIXES:
+        name = path + suffix
+        try:
+            mode = stat.S_IMODE(Path(name).stat().st_mode)
+        except FileNotFoundError:
+            continue  # -wal and -shm exist only while the file is open
+        except OSError as exc:
+            findings.append(
+                StoreFinding(
+                    rule="mode-unknown",
+                    severity="info",
+                    message=f"could not read the permissions of {name!r} "
+                    f"({type(exc).__name__}): not checked",
+                )
+            )
+            continue
+        if mode & 0o022:
+            findings.append(
+                StoreFinding(
+                    rule="writable-by-others",
+                    severity="serious",
+                    message=f"{name!r} has mode {mode:04o}: other users can clear replay marks "
+                    "and lock-outs; chmod 600 it (and its directory's other files)",
+                )
+            )
+        elif mode & 0o044:
+            findings.append(
+                StoreFinding(
+                    rule="readable-by-others",
+                    severity="warning",
+                    message=f"{name!r} has mode {mode:04o}: other users can read who signs in "
+                    "and who is locked out; chmod 600 it (set umask 077 for the service)",
+                )
+            )
+    return findings
+
+
 class SQLiteStore:
     """A store in one SQLite file (stdlib ``sqlite3``): the default for one machine.
 
     Every operation is one ``BEGIN IMMEDIATE`` transaction, so the read and the write of a
     verification hold SQLite's write lock together: threads, and processes that open the same
     file, cannot interleave inside it. The file is in WAL mode with ``synchronous=FULL`` (an
-    accepted code stays used after a power cut). ``timeout`` is how long an operation waits for
-    the lock before it fails with :class:`StoreError`. ``":memory:"`` works for tests but is
+    accepted code stays used after a power cut). ``timeout`` is the deadline of every call,
+    counted from its start: waiting for this object's other threads, for another process's
+    write lock and, when opening, for a file other processes are creating, all share it; past
+    it the call fails with :class:`StoreError` (it ends within ``timeout`` plus :data:`SLACK`,
+    plus its own transaction when it got the lock). ``":memory:"`` works for tests but is
     private to this object.
+
+    The file must stay where it was opened: every call checks that the path still names the
+    file (and ``-wal``/``-shm`` files) this store opened, and once a file was removed or
+    replaced, every call fails with :class:`StoreError` until a new store is opened.
 
     The store is safe to share between threads. After ``fork()`` a child opens its own
     connection (SQLite connections must not cross ``fork``). Do not put the file on a network
     filesystem: SQLite's locking is unreliable there; use :class:`RedisStore` across machines.
+    :meth:`check` reports that and other deployment problems.
     """
 
-    __slots__ = ("_abandoned", "_conn", "_lock", "_path", "_pid", "_timeout")
+    __slots__ = (
+        "_abandoned",
+        "_broken",
+        "_busy_ms",
+        "_conn",
+        "_identity",
+        "_lock",
+        "_path",
+        "_pid",
+        "_timeout",
+        "_where",
+    )
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         if not isinstance(path, (str, os.PathLike)):
@@ -211,34 +417,98 @@ class SQLiteStore:
         if not 0 < timeout <= 600:
             raise ConfigurationError(f"timeout must be from 0 to 600 seconds (got {timeout!r})")
         self._path = os.fspath(path)
+        # SQLite resolves a relative path when it opens the file; so must the file checks, or
+        # a chdir() would look like a removed file.
+        self._where = self._path if self._path in _PRIVATE else str(Path(self._path).absolute())
         self._timeout = float(timeout)
         self._lock = threading.Lock()
         self._abandoned: list[sqlite3.Connection] = []
         self._conn: sqlite3.Connection | None = None
+        self._busy_ms = 0
+        self._identity: tuple[tuple[int, int], ...] | None = None
+        self._broken: str | None = None
         self._pid = os.getpid()
+        deadline = time.monotonic() + self._timeout
         try:
-            with self._lock:
-                self._run(self._create)
-        except StoreError:
+            self._open(deadline)
+        except (sqlite3.Error, ValueError, OSError) as exc:
             self.close()  # a refused file must not leave a connection open
-            raise
+            raise StoreError(
+                f"could not open the SQLite store at {self._path!r} "
+                f"({type(exc).__name__}: {exc}); nothing was verified"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self._path!r})"
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open(self, deadline: float) -> None:
+        """Connect, create or migrate the schema, and record which files were opened.
+
+        Processes creating the same new file together meet "database is locked" from the
+        switch to WAL, which SQLite's busy handler does not cover: retried until ``deadline``.
+        """
+        pause = 0.001
+        while True:
+            try:
+                conn = self._connection(deadline)
+                if self._ready(conn):
+                    # Nothing to create: no write lock needed, so a worker starts even while
+                    # another process holds the lock.
+                    self._record()
+                    return
+                self._begin(conn, deadline)
+                try:
+                    self._create(conn)
+                    self._record()
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.rollback()
+                    raise
+            except sqlite3.Error as exc:  # noqa: PERF203 - a retry loop, rarely taken
+                if not _busy(exc) or time.monotonic() + pause >= deadline:
+                    raise
+                self._discard()
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+            else:
+                return
+
+    @staticmethod
+    def _ready(conn: sqlite3.Connection) -> bool:
+        """Say whether the file already holds this schema version with every index."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        indexes = conn.execute(_INDEXES).fetchone()[0]
+        return bool(version == SCHEMA_VERSION and indexes == len(_SCHEMA) - 4)
+
+    def _record(self) -> None:
+        """Remember which files the path names now (the connection has them open)."""
+        if self._path not in _PRIVATE:
+            self._identity = _identity(self._where)
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = None
+
+    def _connect(self, deadline: float) -> sqlite3.Connection:
+        remaining = max(deadline - time.monotonic(), 0.001)
         conn = sqlite3.connect(
-            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            self._where, timeout=remaining, isolation_level=None, check_same_thread=False
         )
+        self._busy_ms = int(remaining * 1000)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn, private=self._path in _PRIVATE)
             conn.execute("PRAGMA synchronous=FULL")
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, deadline: float | None = None) -> sqlite3.Connection:
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
         if self._pid != os.getpid():
             # A connection inherited through fork() must never be used, nor closed (closing may
             # checkpoint the parent's WAL); keep it referenced and open a fresh one.
@@ -247,26 +517,99 @@ class SQLiteStore:
             self._conn = None
             self._pid = os.getpid()
         if self._conn is None:
-            self._conn = self._connect()
+            self._conn = self._connect(deadline)
         return self._conn
 
-    def _run(self, operation: Callable[[sqlite3.Connection], _T], *, write: bool = True) -> _T:
-        """Run ``operation`` in one immediate transaction; any failure rolls back and fails closed.
+    def _begin(self, conn: sqlite3.Connection, deadline: float, *, write: bool = True) -> None:
+        """Set the busy timeout to what is left of ``deadline``; take the write lock if ``write``.
 
-        ``write=False`` runs a single read without taking the write lock (WAL readers see the
-        last committed state). The caller holds ``self._lock``.
+        The pragma is issued only when the whole milliseconds left changed, so an uncontended
+        call costs nothing extra (and the statement cache keeps its hot statements).
         """
+        left = int((deadline - time.monotonic()) * 1000)
+        if left <= 0:
+            raise sqlite3.OperationalError("database is locked (the deadline passed)")
+        if left != self._busy_ms:
+            conn.execute(f"PRAGMA busy_timeout = {left}")
+            self._busy_ms = left
+        if write:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def _check_files(self) -> None:
+        """Fail (for good) if the path no longer names the files this store opened."""
+        if self._identity is None:
+            return
         try:
-            conn = self._connection()
+            same = _identity(self._where) == self._identity
+            change = "replaced"
+        except FileNotFoundError:
+            same, change = False, "removed"
+        except OSError as exc:  # a directory turned into a file, no permission ...
+            same, change = False, f"made unreadable ({type(exc).__name__})"
+        if same:
+            return
+        self._broken = (
+            f"the SQLite file at {self._path!r} (or its -wal or -shm file) was {change} "
+            "while this store had it open: what this store wrote since is where no other "
+            "process looks. Find out why, then open a new SQLiteStore (restart the workers)"
+        )
+        raise ValueError("the database file changed under this store")
+
+    def _run(
+        self,
+        operation: Callable[[sqlite3.Connection], _T],
+        *,
+        write: bool = True,
+        refusal: str = "nothing was changed",
+    ) -> _T:
+        """Run ``operation`` in one immediate transaction within the call's deadline.
+
+        Any failure rolls back and fails closed with :class:`StoreError` ending in ``refusal``.
+        ``write=False`` runs a single read without taking the write lock (WAL readers see the
+        last committed state).
+        """
+        deadline = time.monotonic() + self._timeout
+        if not self._lock.acquire(timeout=self._timeout):
+            raise StoreError(
+                f"the SQLite store at {self._path!r} timed out after {self._timeout:g} s "
+                f"waiting for this process's other calls; {refusal}"
+            )
+        try:
+            if self._broken is not None:
+                raise StoreError(f"{self._broken}; {refusal}")
+            return self._transaction(operation, deadline, write=write, refusal=refusal)
+        finally:
+            self._lock.release()
+
+    def _transaction(
+        self,
+        operation: Callable[[sqlite3.Connection], _T],
+        deadline: float,
+        *,
+        write: bool,
+        refusal: str,
+    ) -> _T:
+        try:
+            try:
+                conn = self._connection(deadline)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"could not open the SQLite store at {self._path!r} "
+                    f"({type(exc).__name__}: {exc}); {refusal}"
+                ) from exc
             if conn.in_transaction:
                 # Left open by a call whose rollback was itself interrupted: it holds the
                 # write lock that every other process is waiting for.
                 conn.rollback()
             if not write:
-                return operation(conn)
-            conn.execute("BEGIN IMMEDIATE")
+                self._begin(conn, deadline, write=False)
+                result = operation(conn)
+                self._check_files()
+                return result
+            self._begin(conn, deadline)
             try:
                 result = operation(conn)
+                self._check_files()  # last, so that a change is seen before COMMIT
                 conn.execute("COMMIT")
             except BaseException:
                 # KeyboardInterrupt, SystemExit or a gevent Timeout too: an open transaction
@@ -276,9 +619,19 @@ class SQLiteStore:
                     conn.rollback()
                 raise
         except (sqlite3.Error, ValueError, TypeError) as exc:
+            if self._broken is not None:
+                # SQLite skips the checkpoint on close when the database file moved, so
+                # closing cannot write into, or delete the -wal of, a file put in its place.
+                self._discard()
+                raise StoreError(f"{self._broken}; {refusal}") from exc
+            if _busy(exc):
+                raise StoreError(
+                    f"the SQLite store at {self._path!r} stayed locked by another process "
+                    f"for the whole timeout ({self._timeout:g} s); {refusal}"
+                ) from exc
             raise StoreError(
                 f"the SQLite store at {self._path!r} failed ({type(exc).__name__}: {exc}); "
-                "the verification was refused"
+                f"{refusal}"
             ) from exc
         return result
 
@@ -338,8 +691,7 @@ class SQLiteStore:
                 conn.execute(_PUT_RECOVERY, (user, recovery.set_id, str(recovery.used)))
             return decision.settlement
 
-        with self._lock:
-            return self._run(operation)
+        return self._run(operation, refusal="the verification was refused")
 
     def snapshot(self, user: str, *, source: str = "", credential: str = "") -> Snapshot:
         """Read what ``decide`` would see for these keys (one read, no write lock)."""
@@ -347,8 +699,7 @@ class SQLiteStore:
         def operation(conn: sqlite3.Connection) -> Snapshot:
             return _read(conn, user, source, credential)
 
-        with self._lock:
-            return self._run(operation, write=False)
+        return self._run(operation, write=False, refusal="nothing was read")
 
     def marks(self, user: str) -> dict[str, Mark]:
         """Return every credential mark kept for ``user`` (``""``: marks from schema 1)."""
@@ -356,8 +707,7 @@ class SQLiteStore:
         def operation(conn: sqlite3.Connection) -> dict[str, Mark]:
             return dict(_mark_row(row) for row in conn.execute(_ALL_MARKS, (user,)).fetchall())
 
-        with self._lock:
-            return self._run(operation, write=False)
+        return self._run(operation, write=False, refusal="nothing was read")
 
     def reset(self, user: str, *, now: float) -> None:
         """Clear ``user``'s OTP budget and every pair budget of ``user``; the marks stay."""
@@ -367,17 +717,83 @@ class SQLiteStore:
             conn.execute("DELETE FROM isoms_otp_budgets WHERE user = ?", (user,))
             conn.execute("DELETE FROM isoms_otp_sources WHERE user = ?", (user,))
 
-        with self._lock:
-            self._run(operation)
+        self._run(operation, refusal="the user was not reset")
 
     def prune(self, now: float) -> int:
-        """Forget every record that changes no decision at ``now``; return how many."""
+        """Forget every record that changes no decision at ``now``; return how many.
 
-        def operation(conn: sqlite3.Connection) -> int:
-            return sum(conn.execute(statement, (now,)).rowcount for statement in _DELETE_STALE)
+        It deletes at most :data:`BATCH` rows per transaction and lets other calls (threads
+        and processes) take the write lock between batches, so a large prune delays a sign-in
+        by one batch at most. Each batch has its own ``timeout``; the whole prune takes time
+        in proportion to the stale rows. A failure raises :class:`StoreError`: the batches
+        before it stay deleted, which changes no decision.
+        """
+        total = 0
+        for statement in _DELETE_STALE:
 
-        with self._lock:
-            return self._run(operation)
+            def operation(conn: sqlite3.Connection, sql: str = statement) -> int:
+                return int(conn.execute(sql, (now, BATCH)).rowcount)
+
+            while True:
+                gone = self._run(operation, refusal="the prune stopped")
+                total += gone
+                # Copy the batch's pages into the database here, without the write lock, so
+                # that the next sign-in's commit does not inherit a large automatic checkpoint.
+                self._run(_checkpoint, write=False, refusal="the prune stopped")
+                if gone < BATCH:
+                    break
+        return total
+
+    def check(self) -> list[StoreFinding]:
+        """Return what about this deployment can lose replay marks or lock-outs, or leak them.
+
+        Looks for: a network filesystem under the file (``/proc/mounts``; Linux), files that
+        other users can write (serious) or read (warning), a journal mode other than WAL and
+        ``synchronous`` below FULL, and a file removed or replaced since it was opened. What
+        could not be read is an ``"info"`` finding that says so. Nothing is changed.
+        """
+        findings: list[StoreFinding] = []
+        if self._path in _PRIVATE:
+            findings.append(
+                StoreFinding(
+                    rule="private",
+                    severity="info",
+                    message="an in-memory database is private to this object: "
+                    "other processes never see its marks (tests only)",
+                )
+            )
+        else:
+            findings += _filesystem_findings(self._where)
+            findings += _mode_findings(self._where)
+
+        def operation(conn: sqlite3.Connection) -> tuple[str, int]:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            return str(mode), int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+        try:
+            mode, synchronous = self._run(operation, write=False, refusal="nothing was read")
+        except StoreError as exc:
+            findings.append(StoreFinding(rule="unreadable", severity="serious", message=str(exc)))
+            return findings
+        if mode != "wal" and self._path not in _PRIVATE:
+            findings.append(
+                StoreFinding(
+                    rule="journal-mode",
+                    severity="warning",
+                    message=f"the journal mode is {mode!r}, not 'wal': readers wait for "
+                    "writers and sign-ins queue; open the file only with isoms-otp",
+                )
+            )
+        if synchronous < _FULL:
+            findings.append(
+                StoreFinding(
+                    rule="synchronous",
+                    severity="serious",
+                    message=f"PRAGMA synchronous is {synchronous}, below FULL (2): a power cut "
+                    "can forget accepted codes (they are accepted again) and failures",
+                )
+            )
+        return findings
 
     def close(self) -> None:
         """Close this process's connection; the store must not be used afterwards."""
