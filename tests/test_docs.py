@@ -30,6 +30,7 @@ from types import ModuleType
 import pytest
 
 import isoms_otp
+from isoms_otp import Store, Verifier
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -72,6 +73,7 @@ def test_python_blocks_run(document: Path, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     deployment = f"{tmp_path}{os.sep}"
     namespace: dict[str, object] = {"__name__": f"docs:{document.name}"}
+    opened: list[Store] = []
     for line, marker, text, code in python_blocks(document.read_text(encoding="utf-8")):
         where = f"{document.name}:{line}"
         if marker == "not-run":
@@ -80,6 +82,24 @@ def test_python_blocks_run(document: Path, tmp_path: Path, monkeypatch: pytest.M
         if marker == "given":
             exec(compile(text, f"{where} (given)", "exec"), namespace)  # noqa: S102
         run_block(code.replace(DEPLOYMENT_DIR, deployment), namespace, where)
+        opened.extend(stores_in(namespace))
+    for store in opened:
+        store.close()
+
+
+def stores_in(namespace: dict[str, object]) -> list[Store]:
+    """Return the stores a block left in ``namespace``, to close once the document has run.
+
+    Readers of the docs keep theirs for the process, but Python 3.13 warns about a SQLite
+    connection left to the garbage collector (a later block may rebind the name), and the
+    warning then fails whichever later test happens to be running.
+    """
+    found = []
+    for value in list(namespace.values()):
+        store = value.store if isinstance(value, Verifier) else value
+        if isinstance(store, Store) and not isinstance(store, type):
+            found.append(store)
+    return found
 
 
 def test_block_rules_are_followed() -> None:
