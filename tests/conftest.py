@@ -14,6 +14,9 @@ from typing import Any
 
 import pytest
 
+#: The PostgreSQL, MariaDB, Redis Cluster and Sentinel fixtures (tests/servers.py).
+pytest_plugins = ["servers"]
+
 #: Debian's package installs it here; `.ci/run` installs the package when it is missing.
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 #: How long a freshly started server may take to answer PING before the suite gives up.
