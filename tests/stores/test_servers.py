@@ -38,11 +38,14 @@ def test_mariadb_answers(mariadb_session: MariaDBServer) -> None:
 
 
 def test_cluster_answers(redis_cluster_session: RedisClusterNodes) -> None:
-    """Three masters share the slots; keys land on different nodes."""
+    """Three masters share the slots, each with a replica; keys land on different nodes."""
     nodes = [redis.cluster.ClusterNode(h, p) for h, p in redis_cluster_session.startup_nodes]
     client = RedisCluster(startup_nodes=nodes)
     try:
-        assert 3 == len(client.get_primaries())
+        primaries = client.get_primaries()
+        assert 3 == len(primaries)
+        for primary in primaries:  # each with its replica, which WAIT (durable=True) needs
+            assert 1 == client.get_redis_connection(primary).info("replication")["connected_slaves"]
         owners = {client.get_node_from_key(f"key{n}").name for n in range(50)}
         assert 3 == len(owners)
         client.set("smoke", "1")
