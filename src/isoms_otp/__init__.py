@@ -21,7 +21,7 @@ from .exceptions import (
     OTPError,
     StoreError,
 )
-from .stores import MemoryStore, SQLiteStore, Store
+from .stores import Attempt, MemoryStore, Settlement, SQLiteStore, Store
 from .throttle import ThrottlePolicy
 from .uri import OTPAuthURI, build_uri, parse_uri
 from .verifier import Verdict, Verifier
@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HOTP",
     "TOTP",
+    "Attempt",
     "ConfigurationError",
     "Enrollment",
     "Finding",
@@ -46,6 +47,7 @@ __all__ = [
     "OTPError",
     "RedisStore",
     "SQLiteStore",
+    "Settlement",
     "Store",
     "StoreError",
     "ThrottlePolicy",

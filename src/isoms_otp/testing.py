@@ -1,13 +1,23 @@
-"""Helpers for tests of code that uses isoms-otp, such as a fake clock to pass as ``clock``."""
+"""Helpers for tests of code that uses isoms-otp: a fake clock, and the store contract suite.
+
+``FakeClock`` is a clock to pass as ``clock``. ``StoreContract`` is a pytest base class with
+the whole store contract: subclass it, give it a ``store`` fixture, and every rule of the
+:class:`~isoms_otp.Store` protocol is tested against that store (it needs ``pytest``, and is
+imported only when first used).
+"""
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from ._limits import finite_seconds
 from .exceptions import ConfigurationError
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "StoreContract"]
+
+if TYPE_CHECKING:
+    from ._contract import StoreContract
 
 
 class FakeClock:
@@ -56,3 +66,12 @@ class FakeClock:
         with self._lock:
             self._now = self._check(at)
             return self._now
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: the contract suite imports pytest, which applications do not need at run time.
+    if name == "StoreContract":
+        from ._contract import StoreContract  # noqa: PLC0415
+
+        return StoreContract
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

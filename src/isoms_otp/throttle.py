@@ -1,4 +1,4 @@
-"""The throttle policy: exponential back-off after failures, then a lock."""
+"""The throttle policy: exponential back-off after failures, then a lock, for two budgets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ._limits import finite_seconds, shown
 from .exceptions import ConfigurationError
 
-__all__ = ["MAX_FAILURES_CEILING", "ThrottlePolicy"]
+__all__ = ["MAX_FAILURES_CEILING", "MAX_SOURCE_FAILURES", "ThrottlePolicy"]
 
 #: NIST SP 800-63B section 5.2.2: at most 100 consecutive failed attempts on one account.
 MAX_FAILURES_CEILING = 100
@@ -26,40 +26,72 @@ def _seconds(value: object, name: str, *, positive: bool) -> float:
     return number
 
 
+#: The most first-factor failures a ``(user, source)`` pair may make before it is locked.
+MAX_SOURCE_FAILURES = 10
+
+
+def _count(value: object, name: str, ceiling: int, why: str) -> int:
+    if type(value) is not int:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= ceiling:
+        raise ConfigurationError(f"{name} must be from 1 to {ceiling} ({why}; got {shown(value)})")
+    return value
+
+
+def _backoff(base: float, ceiling: float, limit: int, lock: float) -> tuple[float, ...]:
+    # min() before the power would overflow for 100 failures; 2.0**99 is still finite.
+    return (*(min(base * 2.0**n, ceiling) for n in range(limit - 1)), lock)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ThrottlePolicy:
-    """How a :class:`Verifier` slows down and then stops guessing, per user.
+    """How a :class:`Verifier` slows down and then stops guessing: every number in one place.
 
-    After the n-th consecutive failure (wrong, malformed or replayed code) the user must wait
-    ``min(base_delay * 2**(n-1), max_delay)`` seconds before the next attempt is even looked at;
-    ``base_delay=0`` turns this back-off off. The ``max_failures``-th consecutive failure locks
-    the user for ``lock_duration`` seconds; while the count stays at or above ``max_failures``,
-    every further failure locks again, so a locked account yields one guess per
-    ``lock_duration``. Only a success or ``Verifier.reset(user)`` clears the count.
+    Two budgets, both with exponential back-off and then a lock:
 
-    ``max_failures`` is an int from 1 to 100 (NIST SP 800-63B's ceiling); delays are finite
-    seconds with ``max_delay >= base_delay``. Raises :class:`ConfigurationError` (``TypeError``
-    for wrong types). ``schedule`` holds the precomputed wait after 1..``max_failures`` failures;
-    stores apply it inside their atomic operation.
+    - **Codes, per user.** After the n-th consecutive failed code (wrong, malformed or replayed
+      TOTP/HOTP code or recovery code), from any source and for any of the user's
+      credentials, the user waits ``min(base_delay * 2**(n-1), max_delay)`` seconds before the
+      next attempt is even looked at; the ``max_failures``-th locks the user for
+      ``lock_duration`` seconds, and while the count stays at or above ``max_failures`` every
+      further failure locks again (one guess per ``lock_duration``). At 100 consecutive failures
+      (NIST SP 800-63B's ceiling) the user stays locked until ``Verifier.reset``. Only someone
+      past the password can spend this budget.
+    - **First-factor failures, per (user, source).** Wrong passwords recorded with
+      ``Verifier.record_failure`` back off the same way and lock that pair after
+      ``source_max_failures`` (1-10) failures for ``source_lock_duration`` seconds. They never
+      lock the person: the same user from another source is unaffected.
+
+    ``base_delay=0`` turns back-off off. Only a success or ``Verifier.reset(user)`` clears a
+    count. ``max_failures`` is an int from 1 to 100; delays are finite seconds with
+    ``max_delay >= base_delay``, at most ten years. Raises :class:`ConfigurationError`
+    (``TypeError`` for wrong types). ``schedule`` and ``source_schedule`` hold the precomputed
+    waits after 1..n failures; ``longest_wait`` the longest wait either budget can impose (a
+    stored wait longer than that from now, left by a clock that ran ahead, is clamped to it).
     """
 
     max_failures: int = 10
     base_delay: float = 1.0
     max_delay: float = 300.0
     lock_duration: float = 24 * 3600.0
+    source_max_failures: int = MAX_SOURCE_FAILURES
+    source_lock_duration: float = 3600.0
     schedule: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    source_schedule: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    longest_wait: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if type(self.max_failures) is not int:
-            raise TypeError(f"max_failures must be an int, not {type(self.max_failures).__name__}")
-        if not 1 <= self.max_failures <= MAX_FAILURES_CEILING:
-            raise ConfigurationError(
-                f"max_failures must be from 1 to {MAX_FAILURES_CEILING} "
-                f"(NIST SP 800-63B's ceiling; got {shown(self.max_failures)})"
-            )
+        _count(self.max_failures, "max_failures", MAX_FAILURES_CEILING, "NIST SP 800-63B's ceiling")
+        _count(
+            self.source_max_failures,
+            "source_max_failures",
+            MAX_SOURCE_FAILURES,
+            "a pair locks after at most 10 wrong passwords",
+        )
         base = _seconds(self.base_delay, "base_delay", positive=False)
         ceiling = _seconds(self.max_delay, "max_delay", positive=False)
         lock = _seconds(self.lock_duration, "lock_duration", positive=True)
+        source_lock = _seconds(self.source_lock_duration, "source_lock_duration", positive=True)
         if ceiling < base:
             raise ConfigurationError(
                 f"max_delay ({ceiling}) must not be less than base_delay ({base})"
@@ -68,10 +100,11 @@ class ThrottlePolicy:
         setter(self, "base_delay", base)
         setter(self, "max_delay", ceiling)
         setter(self, "lock_duration", lock)
-        # min() before the power would overflow for 100 failures; 2.0**99 is still finite.
-        backoff = tuple(min(base * 2.0**n, ceiling) for n in range(self.max_failures - 1))
-        setter(self, "schedule", (*backoff, lock))
-
-    def delay_after(self, failures: int) -> float:
-        """Return the wait in seconds after ``failures`` (>= 1) consecutive failures."""
-        return self.schedule[min(failures, self.max_failures) - 1]
+        setter(self, "source_lock_duration", source_lock)
+        setter(self, "schedule", _backoff(base, ceiling, self.max_failures, lock))
+        setter(
+            self,
+            "source_schedule",
+            _backoff(base, ceiling, self.source_max_failures, source_lock),
+        )
+        setter(self, "longest_wait", max(lock, source_lock, ceiling))

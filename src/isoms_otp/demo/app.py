@@ -329,7 +329,8 @@ class _Demo:
         if user is None:
             log.info("sign-in: user=%s wrong password or unknown user (no message)", username)
         else:
-            counter = self.verifier.next_counter(username)
+            # Each message has a key of its own: its counter is 0 until its code is used.
+            counter = self.verifier.next_counter(username, message_otp(user, now))
             last = self.db.last_sent(username, counter)
             if last is not None and now - last < SMS_INTERVAL:
                 sent_at = last  # no second message so soon: this challenge takes the last one's
@@ -379,7 +380,10 @@ class _Demo:
         TOTP became active since: then only TOTP signs in.
         """
         user = None if challenge.counter is None else self.db.user(challenge.username)
-        if user is None or challenge.counter != self.verifier.next_counter(user.username):
+        if user is None:
+            return None
+        otp = message_otp(user, challenge.sent_at)
+        if challenge.counter != self.verifier.next_counter(user.username, otp):
             return None
         record = self.db.totp(user.username)
         return None if record is not None and record.state == "active" else user

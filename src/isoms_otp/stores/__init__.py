@@ -8,7 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._base import Failure, Kind, Reason, Settlement, Store, UserState, decide, removable
+from ._base import (
+    Attempt,
+    Budget,
+    Decision,
+    Failure,
+    Kind,
+    Mark,
+    Reason,
+    RecoverySet,
+    Settlement,
+    Snapshot,
+    Store,
+    blocked_until,
+    budget_removable,
+    decide,
+    mark_removable,
+)
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
@@ -16,17 +32,24 @@ if TYPE_CHECKING:
     from .redis import RedisStore
 
 __all__ = [
+    "Attempt",
+    "Budget",
+    "Decision",
     "Failure",
     "Kind",
+    "Mark",
     "MemoryStore",
     "Reason",
+    "RecoverySet",
     "RedisStore",
     "SQLiteStore",
     "Settlement",
+    "Snapshot",
     "Store",
-    "UserState",
+    "blocked_until",
+    "budget_removable",
     "decide",
-    "removable",
+    "mark_removable",
 ]
 
 

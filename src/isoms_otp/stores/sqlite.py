@@ -10,42 +10,110 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from isoms_otp.exceptions import ConfigurationError, StoreError
-from isoms_otp.throttle import ThrottlePolicy
 
-from ._base import EMPTY, Failure, Kind, Settlement, UserState, decide
+from ._base import (
+    EMPTY_BUDGET,
+    EMPTY_MARK,
+    EMPTY_RECOVERY,
+    Attempt,
+    Budget,
+    Mark,
+    RecoverySet,
+    Settlement,
+    Snapshot,
+    decide,
+)
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _T = TypeVar("_T")
 
-#: Bumped when the table layout changes; a file with another version is refused, not guessed at.
-SCHEMA_VERSION = 1
+#: Bumped when the table layout changes. Version 1 (one row per user) is migrated in place;
+#: a file with a version this code does not know is refused, not guessed at.
+SCHEMA_VERSION = 2
+
+#: The credential id under which version-1 marks (one per user, before marks belonged to a
+#: credential) are kept after the migration: a floor for every credential of that user, so
+#: that the migration never reopens a used code.
+LEGACY_CREDENTIAL = ""
 
 # Marks are TEXT because HOTP counters reach 2**64-1 and SQLite integers stop at 2**63-1.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS isoms_otp_users (
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS isoms_otp_budgets (
     user TEXT PRIMARY KEY NOT NULL,
+    failures INTEGER NOT NULL,
+    blocked_until REAL NOT NULL,
+    keep_until REAL NOT NULL
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS isoms_otp_sources (
+    user TEXT NOT NULL,
+    source TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    blocked_until REAL NOT NULL,
+    keep_until REAL NOT NULL,
+    PRIMARY KEY (user, source)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS isoms_otp_marks (
+    user TEXT NOT NULL,
+    credential TEXT NOT NULL,
     totp TEXT,
     hotp TEXT,
-    failures INTEGER NOT NULL DEFAULT 0,
-    blocked_until REAL NOT NULL DEFAULT 0,
-    keep_until REAL NOT NULL DEFAULT 0
-) WITHOUT ROWID
-"""
-_SELECT = (
-    "SELECT totp, hotp, failures, blocked_until, keep_until FROM isoms_otp_users WHERE user = ?"
+    keep_until REAL NOT NULL,
+    PRIMARY KEY (user, credential)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS isoms_otp_recovery (
+    user TEXT PRIMARY KEY NOT NULL,
+    set_id TEXT NOT NULL,
+    used TEXT NOT NULL
+) WITHOUT ROWID""",
 )
-_UPSERT = (
-    "INSERT OR REPLACE INTO isoms_otp_users "
-    "(user, totp, hotp, failures, blocked_until, keep_until) VALUES (?, ?, ?, ?, ?, ?)"
+# Version 1 -> 2 in one transaction: failures move to the user's budget, marks to the legacy
+# credential (a floor for every credential of the user), then the old table goes.
+_MIGRATE_1 = (
+    (
+        "INSERT INTO isoms_otp_budgets (user, failures, blocked_until, keep_until) "
+        "SELECT user, failures, blocked_until, keep_until FROM isoms_otp_users "
+        "WHERE failures > 0 OR blocked_until > 0"
+    ),
+    (
+        "INSERT INTO isoms_otp_marks (user, credential, totp, hotp, keep_until) "
+        "SELECT user, '', totp, hotp, keep_until FROM isoms_otp_users "
+        "WHERE totp IS NOT NULL OR hotp IS NOT NULL"
+    ),
+    "DROP TABLE isoms_otp_users",
 )
-# The same rule as _base.removable, as SQL.
+_BUDGET = "SELECT failures, blocked_until, keep_until FROM isoms_otp_budgets WHERE user = ?"
+_PAIR = (
+    "SELECT failures, blocked_until, keep_until FROM isoms_otp_sources "
+    "WHERE user = ? AND source = ?"
+)
+_MARKS = (
+    "SELECT credential, totp, hotp, keep_until FROM isoms_otp_marks "
+    "WHERE user = ? AND credential IN (?, '')"
+)
+_ALL_MARKS = "SELECT credential, totp, hotp, keep_until FROM isoms_otp_marks WHERE user = ?"
+_RECOVERY = "SELECT set_id, used FROM isoms_otp_recovery WHERE user = ?"
+_PUT_BUDGET = (
+    "INSERT OR REPLACE INTO isoms_otp_budgets (user, failures, blocked_until, keep_until) "
+    "VALUES (?, ?, ?, ?)"
+)
+_PUT_PAIR = (
+    "INSERT OR REPLACE INTO isoms_otp_sources "
+    "(user, source, failures, blocked_until, keep_until) VALUES (?, ?, ?, ?, ?)"
+)
+_PUT_MARK = (
+    "INSERT OR REPLACE INTO isoms_otp_marks (user, credential, totp, hotp, keep_until) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_PUT_RECOVERY = "INSERT OR REPLACE INTO isoms_otp_recovery (user, set_id, used) VALUES (?, ?, ?)"
+# The rules of _base.budget_removable and mark_removable, as SQL (100: NIST's ceiling).
 _DELETE_STALE = (
-    "DELETE FROM isoms_otp_users WHERE hotp IS NULL AND keep_until <= ?1 AND blocked_until <= ?1"
-)
-_DELETE_STALE_USER = (
-    "DELETE FROM isoms_otp_users "
-    "WHERE user = ?2 AND hotp IS NULL AND keep_until <= ?1 AND blocked_until <= ?1"
+    (
+        "DELETE FROM isoms_otp_budgets "
+        "WHERE failures < 100 AND keep_until <= ?1 AND blocked_until <= ?1"
+    ),
+    "DELETE FROM isoms_otp_sources WHERE keep_until <= ?1 AND blocked_until <= ?1",
+    "DELETE FROM isoms_otp_marks WHERE hotp IS NULL AND keep_until <= ?1",
 )
 
 
@@ -57,23 +125,65 @@ def _mark(value: object) -> int | None:
     return int(value)
 
 
-def _state(row: tuple[object, ...] | None) -> UserState:
-    """Turn a row into a UserState, refusing anything this module would not have written."""
+def _budget(row: tuple[object, ...] | None) -> Budget:
+    """Turn a row into a Budget, refusing anything this module would not have written."""
     if row is None:
-        return EMPTY
-    totp, hotp, failures, blocked, keep = row
+        return EMPTY_BUDGET
+    failures, blocked, keep = row
     if type(failures) is not int or failures < 0:
         raise ValueError("a failure count is not a non-negative integer")
     if type(blocked) is not float or type(keep) is not float:
         raise ValueError("a stored time is not a number")
-    return UserState(
-        totp=_mark(totp), hotp=_mark(hotp), failures=failures, blocked_until=blocked,
-        keep_until=keep,
-    )  # fmt: skip
+    return Budget(failures=failures, blocked_until=blocked, keep_until=keep)
+
+
+def _mark_row(row: tuple[object, ...]) -> tuple[str, Mark]:
+    credential, totp, hotp, keep = row
+    if type(credential) is not str or type(keep) is not float:
+        raise ValueError("a stored mark is corrupt")
+    return credential, Mark(totp_start=_mark(totp), hotp_counter=_mark(hotp), keep_until=keep)
+
+
+def _higher(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
+
+
+def _merged(rows: list[tuple[object, ...]]) -> Mark:
+    """Merge a credential's mark with the legacy (version-1) floor of its user."""
+    mark = EMPTY_MARK
+    for row in rows:
+        _, found = _mark_row(row)
+        mark = Mark(
+            totp_start=_higher(mark.totp_start, found.totp_start),
+            hotp_counter=_higher(mark.hotp_counter, found.hotp_counter),
+            keep_until=max(mark.keep_until, found.keep_until),
+        )
+    return mark
+
+
+def _recovery(row: tuple[object, ...] | None) -> RecoverySet:
+    if row is None:
+        return EMPTY_RECOVERY
+    set_id, used = row
+    if type(set_id) is not str:
+        raise ValueError("a recovery set id is not text")
+    bits = _mark(used)
+    return RecoverySet(set_id=set_id, used=0 if bits is None else bits)
 
 
 def _text(mark: int | None) -> str | None:
     return None if mark is None else str(mark)
+
+
+def _read(conn: sqlite3.Connection, user: str, source: str, credential: str) -> Snapshot:
+    return Snapshot(
+        budget=_budget(conn.execute(_BUDGET, (user,)).fetchone()),
+        pair=_budget(conn.execute(_PAIR, (user, source)).fetchone()),
+        mark=_merged(conn.execute(_MARKS, (user, credential)).fetchall()),
+        recovery=_recovery(conn.execute(_RECOVERY, (user,)).fetchone()),
+    )
 
 
 class SQLiteStore:
@@ -175,91 +285,96 @@ class SQLiteStore:
     @staticmethod
     def _create(conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             raise ValueError(
                 f"schema version {version} is not {SCHEMA_VERSION}; use a matching isoms-otp"
             )
-        conn.execute(_SCHEMA)
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        if version == 1:
+            for statement in _MIGRATE_1:
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def settle(
-        self,
-        user: str,
-        *,
-        now: float,
-        kind: Kind,
-        step: int | None,
-        failure: Failure,
-        keep_until: float,
-        policy: ThrottlePolicy,
-    ) -> Settlement:
-        """Decide one verification in one immediate transaction (see ``decide``)."""
+    def settle(self, attempt: Attempt) -> Settlement:
+        """Decide one attempt in one immediate transaction (see ``decide``)."""
+        user, source = attempt.user, attempt.source
 
         def operation(conn: sqlite3.Connection) -> Settlement:
-            state = _state(conn.execute(_SELECT, (user,)).fetchone())
-            new, outcome = decide(
-                state,
-                now=now,
-                kind=kind,
-                step=step,
-                failure=failure,
-                keep_until=keep_until,
-                policy=policy,
-            )
-            if new is not None:
+            decision = decide(attempt, _read(conn, user, source, attempt.credential))
+            budget, pair, mark = decision.budget, decision.pair, decision.mark
+            if budget is not None:
+                if budget == EMPTY_BUDGET:
+                    conn.execute("DELETE FROM isoms_otp_budgets WHERE user = ?", (user,))
+                else:
+                    conn.execute(
+                        _PUT_BUDGET,
+                        (user, budget.failures, budget.blocked_until, budget.keep_until),
+                    )
+            if pair is not None:
+                if pair == EMPTY_BUDGET:
+                    conn.execute(
+                        "DELETE FROM isoms_otp_sources WHERE user = ? AND source = ?",
+                        (user, source),
+                    )
+                else:
+                    conn.execute(
+                        _PUT_PAIR,
+                        (user, source, pair.failures, pair.blocked_until, pair.keep_until),
+                    )
+            if mark is not None:
                 conn.execute(
-                    _UPSERT,
+                    _PUT_MARK,
                     (
                         user,
-                        _text(new.totp),
-                        _text(new.hotp),
-                        new.failures,
-                        float(new.blocked_until),
-                        float(new.keep_until),
+                        attempt.credential,
+                        _text(mark.totp_start),
+                        _text(mark.hotp_counter),
+                        float(mark.keep_until),
                     ),
                 )
-            return outcome
+            if decision.recovery is not None:
+                recovery = decision.recovery
+                conn.execute(_PUT_RECOVERY, (user, recovery.set_id, str(recovery.used)))
+            return decision.settlement
 
         with self._lock:
             return self._run(operation)
 
-    def mark(self, user: str, kind: Kind) -> int | None:
-        """Return the highest accepted step/counter of ``kind`` for ``user`` (``None``: none)."""
+    def snapshot(self, user: str, *, source: str = "", credential: str = "") -> Snapshot:
+        """Read what ``decide`` would see for these keys (one read, no write lock)."""
 
-        def operation(conn: sqlite3.Connection) -> int | None:
-            state = _state(conn.execute(_SELECT, (user,)).fetchone())
-            return state.totp if kind == "totp" else state.hotp
+        def operation(conn: sqlite3.Connection) -> Snapshot:
+            return _read(conn, user, source, credential)
 
         with self._lock:
             return self._run(operation, write=False)
 
-    def blocked_until(self, user: str) -> float:
-        """Return the Unix time before which ``user``'s attempts are refused (0: never blocked)."""
+    def marks(self, user: str) -> dict[str, Mark]:
+        """Return every credential mark kept for ``user`` (``""``: marks from schema 1)."""
 
-        def operation(conn: sqlite3.Connection) -> float:
-            return _state(conn.execute(_SELECT, (user,)).fetchone()).blocked_until
+        def operation(conn: sqlite3.Connection) -> dict[str, Mark]:
+            return dict(_mark_row(row) for row in conn.execute(_ALL_MARKS, (user,)).fetchall())
 
         with self._lock:
             return self._run(operation, write=False)
 
     def reset(self, user: str, *, now: float) -> None:
-        """Clear ``user``'s failures and lock; the replay marks stay."""
+        """Clear ``user``'s OTP budget and every pair budget of ``user``; the marks stay."""
+        del now  # cleared budgets are deleted outright
 
         def operation(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE isoms_otp_users SET failures = 0, blocked_until = 0 WHERE user = ?",
-                (user,),
-            )
-            conn.execute(_DELETE_STALE_USER, (now, user))
+            conn.execute("DELETE FROM isoms_otp_budgets WHERE user = ?", (user,))
+            conn.execute("DELETE FROM isoms_otp_sources WHERE user = ?", (user,))
 
         with self._lock:
             self._run(operation)
 
     def prune(self, now: float) -> int:
-        """Forget every user whose state no longer matters at ``now``; return how many."""
+        """Forget every record that changes no decision at ``now``; return how many."""
 
         def operation(conn: sqlite3.Connection) -> int:
-            return conn.execute(_DELETE_STALE, (now,)).rowcount
+            return sum(conn.execute(statement, (now,)).rowcount for statement in _DELETE_STALE)
 
         with self._lock:
             return self._run(operation)
