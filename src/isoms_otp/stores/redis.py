@@ -444,8 +444,9 @@ class RedisStore:
     def _has_waitaof(self, node: redis.Redis) -> bool:
         """Whether the server knows WAITAOF (Redis 7.2+); asked once per store."""
         if self._waitaof is None:
-            known = node.execute_command("COMMAND", "INFO", "WAITAOF")  # type: ignore[no-untyped-call]
-            self._waitaof = known not in ([None], [], {}, None)
+            version = str(node.info("server").get("redis_version", "0"))
+            parts = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+            self._waitaof = parts >= (7, 2)
         return self._waitaof
 
     def _fail(self, exc: Exception) -> StoreError:
