@@ -28,6 +28,7 @@ from .verifier import Verdict, Verifier
 
 if TYPE_CHECKING:
     from .stores.redis import RedisStore
+    from .stores.sql import SQLStore
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ __all__ = [
     "OTPAuthURI",
     "OTPError",
     "RedisStore",
+    "SQLStore",
     "SQLiteStore",
     "Settlement",
     "Store",
@@ -65,9 +67,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # RedisStore is resolved on first use so that the core imports without the redis extra.
+    # RedisStore and SQLStore are resolved on first use, so that the core imports without
+    # their optional extras.
     if name == "RedisStore":
         from .stores.redis import RedisStore  # noqa: PLC0415
 
         return RedisStore
+    if name == "SQLStore":
+        from .stores.sql import SQLStore  # noqa: PLC0415
+
+        return SQLStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
-"""Stores for replay marks and failure counts: one contract (``Store``), three backends.
+"""Stores for replay marks and failure counts: one contract (``Store``), four backends.
 
-``MemoryStore`` (one process), ``SQLiteStore`` (one machine, the default) and ``RedisStore``
-(several machines; needs ``pip install 'isoms-otp[redis]'``, imported only when first used).
+``MemoryStore`` (one process), ``SQLiteStore`` (one machine, the default), ``SQLStore`` (the
+application's PostgreSQL or MySQL/MariaDB; ``pip install 'isoms-otp[sql]'``) and ``RedisStore``
+(a fleet; ``pip install 'isoms-otp[redis]'``); the last two are imported only when first used.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from .redis import RedisStore
+    from .sql import SQLStore
 
 __all__ = [
     "Attempt",
@@ -42,6 +44,7 @@ __all__ = [
     "Reason",
     "RecoverySet",
     "RedisStore",
+    "SQLStore",
     "SQLiteStore",
     "Settlement",
     "Snapshot",
@@ -54,9 +57,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Lazy, so that `import isoms_otp` works without the optional redis client installed.
+    # Lazy, so that `import isoms_otp` works without the optional redis or sql extras.
     if name == "RedisStore":
         from .redis import RedisStore  # noqa: PLC0415
 
         return RedisStore
+    if name == "SQLStore":
+        from .sql import SQLStore  # noqa: PLC0415
+
+        return SQLStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,494 @@
+"""The relational store: PostgreSQL, MySQL/MariaDB or SQLite through SQLAlchemy Core.
+
+Optional extra ``isoms-otp[sql]`` (SQLAlchemy 2, psycopg 3, PyMySQL). The tables are
+:data:`metadata`, so an application can add them to its own migrations (Alembic).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+
+from isoms_otp.exceptions import ConfigurationError, MissingExtraError, StoreError
+
+from ._base import (
+    EMPTY_BUDGET,
+    EMPTY_MARK,
+    EMPTY_RECOVERY,
+    Attempt,
+    Budget,
+    Mark,
+    RecoverySet,
+    Settlement,
+    Snapshot,
+    decide,
+)
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import mysql, postgresql
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.engine import Connection, Dialect, Engine
+    from sqlalchemy.types import TypeDecorator
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without sqlalchemy
+    raise MissingExtraError(
+        "SQLStore needs SQLAlchemy and a database driver: pip install 'isoms-otp[sql]'"
+    ) from exc
+
+__all__ = ["SCHEMA_VERSION", "SUPPORTED_DIALECTS", "SQLStore", "metadata"]
+
+_T = TypeVar("_T")
+
+#: The table layout's version (the same rows as SQLiteStore's schema 2).
+SCHEMA_VERSION: Final = 2
+#: The SQLAlchemy dialect names this store runs on; any other engine is refused.
+SUPPORTED_DIALECTS: Final = ("postgresql", "mysql", "mariadb", "sqlite")
+#: Longest text key: user and source are at most 256 characters, 4 bytes each in UTF-8.
+_KEY_BYTES: Final = 1024
+_MYSQL: Final = frozenset({"mysql", "mariadb"})
+
+
+class _Key(TypeDecorator[str]):
+    """Text compared exactly, byte for byte, on every dialect.
+
+    MySQL and MariaDB collations fold case and ignore trailing spaces (``'Alice' = 'alice '``),
+    which would merge two users' records; there the key is stored as VARBINARY UTF-8 bytes.
+    """
+
+    impl = sa.String(_KEY_BYTES)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.VARBINARY(_KEY_BYTES))
+        return dialect.type_descriptor(sa.String(_KEY_BYTES))
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name in _MYSQL:
+            return value.encode("utf-8")  # a lone surrogate raises: StoreError, fail closed
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        del dialect  # bytes come only from the MySQL/MariaDB VARBINARY column
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value).decode("utf-8")
+        return value  # type: ignore[no-any-return]
+
+
+class _Counter(TypeDecorator[int]):
+    """A replay mark: 0 to 2**64-1 exactly (NUMERIC(20), or decimal TEXT on SQLite)."""
+
+    impl = sa.Numeric(20, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":  # SQLite integers stop at 2**63-1
+            return dialect.type_descriptor(sa.String(20))
+        return dialect.type_descriptor(sa.Numeric(20, 0, asdecimal=True))
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        del dialect
+        return _decimal(value)
+
+
+def _decimal(value: object) -> int | None:
+    """Read a stored mark, refusing anything this module would not have written."""
+    if value is None:
+        return None
+    whole = isinstance(value, Decimal) and value.is_finite() and value % 1 == 0
+    digits = isinstance(value, str) and value.isascii() and value.isdigit()
+    if whole or digits or type(value) is int:
+        number: int = int(value)  # type: ignore[call-overload]
+    else:
+        raise ValueError("a stored replay mark is not a whole number")
+    if number < 0:
+        raise ValueError("a stored replay mark is negative")
+    return number
+
+
+#: The tables, for ``metadata.create_all(engine)`` or an Alembic migration.
+metadata: Final = sa.MetaData()
+
+budgets: Final = sa.Table(
+    "isoms_otp_budgets",
+    metadata,
+    sa.Column("user_id", _Key(), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("blocked_until", sa.Double, nullable=False),
+    sa.Column("keep_until", sa.Double, nullable=False),
+    comment="isoms-otp: one OTP failure budget per user (also each user's row lock)",
+)
+sources: Final = sa.Table(
+    "isoms_otp_sources",
+    metadata,
+    sa.Column("user_id", _Key(), primary_key=True),
+    sa.Column("source", _Key(), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("blocked_until", sa.Double, nullable=False),
+    sa.Column("keep_until", sa.Double, nullable=False),
+    comment="isoms-otp: one first-factor failure budget per (user, source)",
+)
+marks: Final = sa.Table(
+    "isoms_otp_marks",
+    metadata,
+    sa.Column("user_id", _Key(), primary_key=True),
+    sa.Column("credential", _Key(), primary_key=True),
+    sa.Column("totp", _Counter(), nullable=True),
+    sa.Column("hotp", _Counter(), nullable=True),
+    sa.Column("keep_until", sa.Double, nullable=False),
+    comment="isoms-otp: replay high-water marks per (user, credential)",
+)
+recovery: Final = sa.Table(
+    "isoms_otp_recovery",
+    metadata,
+    sa.Column("user_id", _Key(), primary_key=True),
+    sa.Column("set_id", _Key(), nullable=False),
+    sa.Column("used", sa.Text, nullable=False),
+    comment="isoms-otp: which codes of the user's recovery-code set were used",
+)
+
+# One read of everything decide() needs, driven by a one-row constant so that it works whether
+# or not the user's budget row exists.
+_key = sa.select(sa.bindparam("user", type_=_Key()).label("user_id")).subquery("k")
+_b, _s, _m, _r = budgets.alias("b"), sources.alias("s"), marks.alias("m"), recovery.alias("r")
+_READ: Final = sa.select(
+    _b.c.user_id, _b.c.failures, _b.c.blocked_until, _b.c.keep_until,
+    _s.c.user_id, _s.c.failures, _s.c.blocked_until, _s.c.keep_until,
+    _m.c.user_id, _m.c.totp, _m.c.hotp, _m.c.keep_until,
+    _r.c.user_id, _r.c.set_id, _r.c.used,
+).select_from(
+    _key.outerjoin(_b, _b.c.user_id == _key.c.user_id)
+    .outerjoin(
+        _s, sa.and_(_s.c.user_id == _key.c.user_id, _s.c.source == sa.bindparam("source"))
+    )
+    .outerjoin(
+        _m, sa.and_(_m.c.user_id == _key.c.user_id, _m.c.credential == sa.bindparam("credential"))
+    )
+    .outerjoin(_r, _r.c.user_id == _key.c.user_id)
+)  # fmt: skip
+
+
+def _budget(exists: object, failures: object, blocked: object, keep: object) -> Budget:
+    if exists is None:
+        return EMPTY_BUDGET
+    if type(failures) is not int or failures < 0:
+        raise ValueError("a stored failure count is not a non-negative integer")
+    blocked, keep = float(blocked), float(keep)  # type: ignore[arg-type]
+    if not (math.isfinite(blocked) and math.isfinite(keep)):
+        raise ValueError("a stored time is not finite")
+    return Budget(failures=failures, blocked_until=blocked, keep_until=keep)
+
+
+def _snapshot(row: Any) -> tuple[Snapshot, tuple[bool, bool, bool]]:
+    """Turn the read into a Snapshot, and say which of pair, mark and recovery rows exist."""
+    values = tuple(row)
+    mark = EMPTY_MARK
+    if values[8] is not None:
+        keep = float(values[11])
+        if not math.isfinite(keep):
+            raise ValueError("a stored time is not finite")
+        mark = Mark(totp_start=values[9], hotp_counter=values[10], keep_until=keep)
+    found = EMPTY_RECOVERY
+    if values[12] is not None:
+        used = _decimal(values[14])
+        found = RecoverySet(set_id=values[13], used=used or 0)
+    state = Snapshot(
+        budget=_budget(*values[0:4]), pair=_budget(*values[4:8]), mark=mark, recovery=found
+    )
+    return state, (values[4] is not None, values[8] is not None, values[12] is not None)
+
+
+class _Retry(Exception):  # noqa: N818 - a signal, not an error a caller sees
+    """The transaction met a row that moved under it; run it again."""
+
+
+#: Server errors that mean "run the transaction again": PostgreSQL serialization failure and
+#: deadlock; MySQL/MariaDB deadlock and snapshot-isolation conflict (1020); SQLite busy.
+_PG_RETRY: Final = frozenset({"40001", "40P01"})
+_MYSQL_RETRY: Final = frozenset({1213, 1020})
+
+
+def _retryable(exc: BaseException, dialect: str) -> bool:
+    if isinstance(exc, _Retry):
+        return True
+    if not isinstance(exc, sa.exc.DBAPIError) or exc.connection_invalidated:
+        return False
+    orig = exc.orig
+    if dialect == "postgresql":
+        return getattr(orig, "sqlstate", None) in _PG_RETRY
+    if dialect in _MYSQL:
+        code = orig.args[0] if orig is not None and orig.args else None
+        return code in _MYSQL_RETRY
+    text = str(orig).lower()
+    return "locked" in text or "busy" in text
+
+
+class SQLStore:
+    """A store in the application's own PostgreSQL, MySQL/MariaDB or SQLite database.
+
+    ``engine`` is the SQLAlchemy ``Engine`` the application already has (PostgreSQL through
+    psycopg 3, MySQL 8 or MariaDB through PyMySQL, or SQLite; other dialects are refused).
+    ``create=True`` creates the tables of :data:`metadata` when missing; pass ``False`` when a
+    migration tool owns them.
+
+    Each operation is one transaction. A settle first locks the user's budget row (creating it
+    when missing), so every attempt of one user is serialised on that row; then it reads the
+    user's budget, the ``(user, source)`` pair, the credential's mark and the recovery state in
+    one query, applies :func:`~isoms_otp.stores.decide` and writes what changed. Round trips
+    per settle: PostgreSQL 4 to 6 (begin, lock timeout, lock, read, writes, commit), MySQL and
+    MariaDB 3 to 5, SQLite (in-process) 3 to 5 statements. Any isolation level works: the read
+    comes after the lock. Deadlocks and serialisation failures are retried until ``timeout``
+    seconds have passed; then, and for every other database error, :class:`StoreError` (fail
+    closed). A commit whose reply was lost is not retried: the code is spent.
+
+    Every call ends within ``timeout`` plus what the driver adds: row-lock waits are bounded on
+    the server (PostgreSQL ``lock_timeout``; MySQL/MariaDB ``innodb_lock_wait_timeout``, whole
+    seconds, so up to one second more; SQLite ``busy_timeout``), and a pool with a checkout
+    wait longer than ``timeout`` is refused. Give the driver a connect timeout too
+    (``connect_timeout`` in the URL).
+    """
+
+    __slots__ = ("_dialect", "_engine", "_mariadb", "_timeout")
+
+    def __init__(self, engine: Engine, *, timeout: float = 5.0, create: bool = True) -> None:
+        if not isinstance(engine, Engine):
+            raise TypeError(f"engine must be a sqlalchemy Engine, not {type(engine).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+        if not 0 < timeout <= 600:
+            raise ConfigurationError(f"timeout must be from 0 to 600 seconds (got {timeout!r})")
+        name = engine.dialect.name
+        if name not in SUPPORTED_DIALECTS:
+            raise ConfigurationError(
+                f"SQLStore supports PostgreSQL, MySQL/MariaDB and SQLite, not {name!r}; use "
+                "one of those, or RedisStore or SQLiteStore"
+            )
+        checkout = getattr(engine.pool, "timeout", None)
+        if callable(checkout) and checkout() > timeout:
+            raise ConfigurationError(
+                f"the engine's pool waits up to {checkout()} s for a connection, longer than "
+                f"the store's timeout ({timeout} s): create the engine with "
+                f"pool_timeout={timeout} or less (a separate engine for the store is fine)"
+            )
+        self._engine = engine
+        self._dialect = name
+        self._mariadb = bool(getattr(engine.dialect, "is_mariadb", False))
+        self._timeout = float(timeout)
+        if create:
+            self._create()
+
+    def __repr__(self) -> str:
+        return f"SQLStore(dialect={self._dialect!r})"
+
+    def _create(self) -> None:
+        try:
+            metadata.create_all(self._engine, checkfirst=True)
+        except sa.exc.SQLAlchemyError:
+            # Another process may have created them between the check and the CREATE.
+            try:
+                metadata.create_all(self._engine, checkfirst=True)
+            except sa.exc.SQLAlchemyError as exc:
+                raise self._fail(exc) from exc
+
+    def _fail(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"the SQL store ({self._dialect}) failed ({type(exc).__name__}); "
+            "the verification was refused"
+        )
+
+    def _run(self, work: Callable[[Connection, float], _T]) -> _T:
+        """Run ``work(connection, deadline)`` in one transaction, retried until the deadline."""
+        deadline = time.monotonic() + self._timeout
+        pause = 0.002
+        while True:
+            try:
+                with self._engine.connect() as conn:
+                    if self._dialect == "postgresql":
+                        conn.execution_options(isolation_level="READ COMMITTED")
+                    with conn.begin():
+                        return work(conn, deadline)
+            except (sa.exc.SQLAlchemyError, _Retry) as exc:  # noqa: PERF203 - retry loop
+                left = deadline - time.monotonic()
+                if not _retryable(exc, self._dialect) or left <= pause:
+                    raise self._fail(exc) from exc
+                time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter
+                pause = min(pause * 2, 0.05)
+            except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+                raise self._fail(exc) from exc
+
+    def _bound_waits(self, conn: Connection, deadline: float) -> None:
+        """Bound this transaction's lock waits by what is left of the deadline."""
+        left = max(deadline - time.monotonic(), 0.001)
+        if self._dialect == "postgresql":
+            ms = str(max(1, math.ceil(left * 1000)))
+            conn.execute(sa.text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": ms + "ms"})
+        elif self._dialect == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(1, math.ceil(left * 1000))}")
+        elif not self._mariadb:  # MariaDB bounds it per statement in _lock
+            conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {math.ceil(left)}")
+
+    def _lock(self, conn: Connection, user: str, deadline: float) -> None:
+        """Lock ``user``'s budget row, creating an empty one when missing."""
+        values = {"user_id": user, "failures": 0, "blocked_until": 0.0, "keep_until": 0.0}
+        if self._dialect == "postgresql":
+            # DO UPDATE ... WHERE false writes nothing but still locks the existing row.
+            pg = postgresql.insert(budgets).values(values)
+            conn.execute(
+                pg.on_conflict_do_update(
+                    index_elements=[budgets.c.user_id],
+                    set_={"failures": pg.excluded.failures},
+                    where=sa.false(),
+                )
+            )
+        elif self._dialect == "sqlite":
+            # Any write takes SQLite's one write lock, held to COMMIT.
+            lite = sqlite_dialect.insert(budgets).values(values)
+            conn.execute(lite.on_conflict_do_nothing(index_elements=[budgets.c.user_id]))
+        else:
+            my = mysql.insert(budgets).values(values)
+            statement = my.on_duplicate_key_update(user_id=budgets.c.user_id)
+            if self._mariadb:
+                seconds = max(1, math.ceil(deadline - time.monotonic()))
+                compiled = statement.compile(dialect=self._engine.dialect)
+                sql = f"SET STATEMENT innodb_lock_wait_timeout={seconds} FOR {compiled}"
+                conn.exec_driver_sql(sql, compiled.construct_params())
+            else:
+                conn.execute(statement)
+
+    def _write(
+        self,
+        conn: Connection,
+        table: sa.Table,
+        where: dict[str, str],
+        values: dict[str, Any] | None,
+        exists: bool,
+    ) -> None:
+        """Insert, update or (``values=None``) delete one row; a row gone meanwhile retries."""
+        condition = sa.and_(*(table.c[name] == value for name, value in where.items()))
+        if values is None:
+            if exists:
+                conn.execute(table.delete().where(condition))
+        elif exists:
+            if conn.execute(table.update().where(condition).values(values)).rowcount != 1:
+                raise _Retry  # pruned between the read and this write
+        else:
+            conn.execute(table.insert().values({**where, **values}))
+
+    def settle(self, attempt: Attempt) -> Settlement:
+        """Decide one attempt in one transaction (see ``decide``)."""
+        user, source, credential = attempt.user, attempt.source, attempt.credential
+
+        def work(conn: Connection, deadline: float) -> Settlement:
+            self._bound_waits(conn, deadline)
+            self._lock(conn, user, deadline)
+            row = conn.execute(
+                _READ, {"user": user, "source": source, "credential": credential}
+            ).one()
+            state, (has_pair, has_mark, has_recovery) = _snapshot(row)
+            decision = decide(attempt, state)
+            me = {"user_id": user}
+            if decision.budget is not None:
+                kept = None if decision.budget == EMPTY_BUDGET else _budget_values(decision.budget)
+                self._write(conn, budgets, me, kept, exists=True)
+            if decision.pair is not None:
+                pair = None if decision.pair == EMPTY_BUDGET else _budget_values(decision.pair)
+                self._write(conn, sources, {**me, "source": source}, pair, exists=has_pair)
+            if decision.mark is not None:
+                mark = decision.mark
+                values = {
+                    "totp": mark.totp_start,
+                    "hotp": mark.hotp_counter,
+                    "keep_until": float(mark.keep_until),
+                }
+                where = {**me, "credential": credential}
+                self._write(conn, marks, where, values, exists=has_mark)
+            if decision.recovery is not None:
+                used = {"set_id": decision.recovery.set_id, "used": str(decision.recovery.used)}
+                self._write(conn, recovery, me, used, exists=has_recovery)
+            return decision.settlement
+
+        return self._run(work)
+
+    def snapshot(self, user: str, *, source: str = "", credential: str = "") -> Snapshot:
+        """Read what ``decide`` would see for these keys (one query, no lock)."""
+
+        def work(conn: Connection, deadline: float) -> Snapshot:
+            del deadline  # a plain read waits for no lock
+            params = {"user": user, "source": source, "credential": credential}
+            return _snapshot(conn.execute(_READ, params).one())[0]
+
+        return self._run(work)
+
+    def marks(self, user: str) -> dict[str, Mark]:
+        """Return every credential mark kept for ``user``."""
+
+        def work(conn: Connection, deadline: float) -> dict[str, Mark]:
+            del deadline
+            rows = conn.execute(
+                sa.select(marks.c.credential, marks.c.totp, marks.c.hotp, marks.c.keep_until)
+                .where(marks.c.user_id == user)
+            ).all()  # fmt: skip
+            return {
+                credential: Mark(totp_start=totp, hotp_counter=hotp, keep_until=float(keep))
+                for credential, totp, hotp, keep in rows
+            }
+
+        return self._run(work)
+
+    def reset(self, user: str, *, now: float) -> None:
+        """Clear ``user``'s OTP budget and every pair budget of ``user``; the marks stay."""
+        del now  # cleared budgets are deleted outright
+
+        def work(conn: Connection, deadline: float) -> None:
+            self._bound_waits(conn, deadline)
+            self._lock(conn, user, deadline)
+            conn.execute(budgets.delete().where(budgets.c.user_id == user))
+            conn.execute(sources.delete().where(sources.c.user_id == user))
+
+        self._run(work)
+
+    def prune(self, now: float) -> int:
+        """Forget every record that changes no decision at ``now``; return how many."""
+
+        def work(conn: Connection, deadline: float) -> int:
+            self._bound_waits(conn, deadline)
+            # Empty budget rows are only the per-user lock a settle left; not counted.
+            conn.execute(
+                budgets.delete().where(
+                    budgets.c.failures == 0,
+                    budgets.c.blocked_until == 0,
+                    budgets.c.keep_until == 0,
+                )
+            )
+            statements = (
+                budgets.delete().where(
+                    budgets.c.failures < 100,
+                    budgets.c.keep_until <= now,
+                    budgets.c.blocked_until <= now,
+                ),
+                sources.delete().where(sources.c.keep_until <= now, sources.c.blocked_until <= now),
+                marks.delete().where(marks.c.hotp.is_(None), marks.c.keep_until <= now),
+            )
+            return sum(conn.execute(statement).rowcount for statement in statements)
+
+        return self._run(work)
+
+    def close(self) -> None:
+        """Return nothing to close: the engine (and its pool) belongs to the application."""
+
+
+def _budget_values(budget: Budget) -> dict[str, Any]:
+    return {
+        "failures": budget.failures,
+        "blocked_until": float(budget.blocked_until),
+        "keep_until": float(budget.keep_until),
+    }
