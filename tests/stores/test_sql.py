@@ -43,18 +43,18 @@ class TestPostgresStore(StoreContract):
     """The contract, against SQLStore on a real PostgreSQL 15 (psycopg 3)."""
 
     @pytest.fixture
-    def store(self, postgres_engine: sa.Engine) -> Iterator[Store]:
+    def store(self, postgres_engine: sa.Engine) -> Store:
         empty(postgres_engine)
-        yield SQLStore(postgres_engine, create=False)
+        return SQLStore(postgres_engine, create=False)
 
 
 class TestMariaDBStore(StoreContract):
     """The contract, against SQLStore on a real MariaDB (PyMySQL)."""
 
     @pytest.fixture
-    def store(self, mariadb_engine: sa.Engine) -> Iterator[Store]:
+    def store(self, mariadb_engine: sa.Engine) -> Store:
         empty(mariadb_engine)
-        yield SQLStore(mariadb_engine, create=False)
+        return SQLStore(mariadb_engine, create=False)
 
 
 class TestSQLiteThroughSQLAlchemy(StoreContract):
