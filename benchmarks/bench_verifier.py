@@ -96,16 +96,21 @@ def store_operation(store: Any, policy: Any) -> Callable[[str], object]:
             "benchmarks/bench_verifier.py to call the store's atomic operation"
         )
     step_start = int(AT) // 30 * 30
+    attempt = isoms_otp.Attempt
+    credential = isoms_otp.verifier.credential_id(TOTP(KEY))
 
     def operation(user: str) -> object:
         return settle(
-            user,
-            now=AT,
-            kind="totp",
-            step=step_start,
-            failure="invalid",
-            keep_until=step_start + 11 * 30,
-            policy=policy,
+            attempt(
+                user=user,
+                source="198.51.100.7",
+                now=AT,
+                kind="totp",
+                credential=credential,
+                claim=step_start,
+                keep_until=step_start + 11 * 30,
+                policy=policy,
+            )
         )
 
     return operation
@@ -258,14 +263,14 @@ def verifier_cases(
                 section="store",
                 variant=variant,
                 implementation=RIGHT_ROW,
-                stmt="verifier.verify(f'r{next(names)}', otp, right)",
+                stmt="verifier.verify(f'r{next(names)}', otp, right, source='198.51.100.7')",
                 env=env,
             ),
             h.Case(
                 section="store",
                 variant=variant,
                 implementation="Verifier.verify, wrong code (invalid)",
-                stmt="verifier.verify(f'w{next(names)}', otp, wrong)",
+                stmt="verifier.verify(f'w{next(names)}', otp, wrong, source='198.51.100.7')",
                 env=env,
             ),
             h.Case(
@@ -302,7 +307,7 @@ def count_round_trips(api: dict[str, Any], url: str, otp: TOTP, count: int) -> d
         AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
         try:
             for number in range(count):
-                verifier.verify(f"trips-{number}", otp, right)
+                verifier.verify(f"trips-{number}", otp, right, source="198.51.100.7")
         finally:
             AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
         stats = admin.info("stats")
@@ -370,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
                     "target": f"{variant}: Verifier.verify / the store's own operation",
                     "value": round(ratio, 3),
                     "comparison": "<=",
-                    "limit": 1.3,
-                    "met": ratio <= 1.3,
+                    "limit": 1.15,
+                    "met": ratio <= 1.15,
                 }
             )
             goals.append(

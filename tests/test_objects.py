@@ -194,5 +194,5 @@ def test_match_value_semantics() -> None:
     assert Match(step=3, drift=-1) == Match(step=3, drift=-1)
     assert Match(step=3, drift=-1) != Match(step=3, drift=0)
     assert hash(Match(step=3, drift=-1)) == hash(Match(step=3, drift=-1))
-    assert "Match(step=3, drift=-1)" == repr(Match(step=3, drift=-1))
+    assert "Match(step=3, drift=-1, credential=0)" == repr(Match(step=3, drift=-1))
     assert Match(step=3, drift=-1) == pickle.loads(pickle.dumps(Match(step=3, drift=-1)))  # noqa: S301

@@ -17,12 +17,23 @@ def test_defaults() -> None:
         policy.max_failures, policy.base_delay, policy.max_delay, policy.lock_duration
     )  # fmt: skip
     assert (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 86400.0) == policy.schedule
+    assert (10, 3600.0) == (policy.source_max_failures, policy.source_lock_duration)
+    assert (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 3600.0) == policy.source_schedule
+    assert 86400.0 == policy.longest_wait
+
+
+def test_source_budget() -> None:
+    """The per-source budget has its own limit (at most 10) and lock, and the same back-off."""
+    policy = ThrottlePolicy(base_delay=2, max_delay=5, source_max_failures=3,
+                            source_lock_duration=90_000)  # fmt: skip
+    assert (2.0, 4.0, 90_000.0) == policy.source_schedule
+    assert 90_000.0 == policy.longest_wait
 
 
 def test_cap_and_lock() -> None:
     """The back-off is capped at max_delay, and the last failure locks."""
     policy = ThrottlePolicy(max_failures=5, base_delay=3, max_delay=7, lock_duration=60)
-    assert [3.0, 6.0, 7.0, 7.0, 60.0, 60.0] == [policy.delay_after(n) for n in range(1, 7)]
+    assert (3.0, 6.0, 7.0, 7.0, 60.0) == policy.schedule
 
 
 def test_backoff_off() -> None:
@@ -61,12 +72,17 @@ def test_frozen() -> None:
         ({"max_delay": 10**400}, ConfigurationError, "max_delay .* beyond any float"),
         ({"lock_duration": -(10**400)}, ConfigurationError, "lock_duration .* beyond any float"),
         ({"max_failures": 10**5000}, ConfigurationError, "got an int beyond 2\\*\\*64"),
+        ({"source_max_failures": 11}, ConfigurationError, "source_max_failures .* 1 to 10"),
+        ({"source_max_failures": 0}, ConfigurationError, "source_max_failures"),
+        ({"source_max_failures": True}, TypeError, "source_max_failures"),
+        ({"source_lock_duration": 0}, ConfigurationError, "source_lock_duration"),
     ],
     ids=[
         "zero-failures", "over-nist", "float-failures", "negative-delay", "nan-delay",
         "bool-delay", "infinite-max", "max-below-base", "zero-lock", "text-lock", "huge-lock",
         "int-beyond-float-delay", "int-beyond-float-max", "int-beyond-float-lock",
-        "int-beyond-repr-failures",
+        "int-beyond-repr-failures", "source-over-ten", "source-zero", "source-bool",
+        "source-lock-zero",
     ],
 )  # fmt: skip
 def test_validation(options: dict[str, object], error: type[Exception], message: str) -> None:

@@ -20,9 +20,9 @@ from isoms_otp import (
     Verdict,
     Verifier,
 )
-from isoms_otp.stores import Settlement
+from isoms_otp.stores import Attempt, Settlement
 from isoms_otp.testing import FakeClock
-from isoms_otp.verifier import MAX_CLOCK
+from isoms_otp.verifier import MAX_CLOCK, MAX_CREDENTIALS, credential_id
 
 SECRET = bytes(range(20))
 START = 30 * 56_666_667 + 10
@@ -35,17 +35,17 @@ class Recording(MemoryStore):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[Attempt] = []
 
-    def settle(self, user: str, **kwargs: Any) -> Settlement:
-        self.calls.append({"user": user, **kwargs})
-        return super().settle(user, **kwargs)
+    def settle(self, attempt: Attempt) -> Settlement:
+        self.calls.append(attempt)
+        return super().settle(attempt)
 
 
 class Broken(MemoryStore):
     """A store whose backend is down."""
 
-    def settle(self, user: str, **kwargs: Any) -> Settlement:  # noqa: ARG002
+    def settle(self, attempt: Attempt) -> Settlement:  # noqa: ARG002
         raise StoreError("the test store is down")
 
 
@@ -123,7 +123,7 @@ def test_clock_read_once() -> None:
     verifier.verify("alice", hotp, hotp.generate(0))
     verifier.resync("alice", hotp, hotp.generate(3), hotp.generate(4))
     assert 3 == clock.reads
-    assert [START, START, START] == [call["now"] for call in store.calls]
+    assert [START, START, START] == [call.now for call in store.calls]
 
 
 def test_totp_settle_arguments() -> None:
@@ -135,11 +135,17 @@ def test_totp_settle_arguments() -> None:
     start = 100 + verdict.match.step * 60  # type: ignore[union-attr]
     assert (-1, start, start + 11 * 60) == (
         verdict.match.drift,  # type: ignore[union-attr]
-        store.calls[0]["step"],
-        store.calls[0]["keep_until"],
+        store.calls[0].claim,
+        store.calls[0].keep_until,
     )
-    verifier.verify("alice", totp, "12-34-56")
-    assert (None, "malformed") == (store.calls[1]["step"], store.calls[1]["failure"])
+    assert ("totp", credential_id(totp), "") == (
+        store.calls[0].kind, store.calls[0].credential, store.calls[0].source
+    )  # fmt: skip
+    verifier.verify("alice", totp, "12-34-56", source="10.0.0.1")
+    assert (None, "malformed", "", "10.0.0.1") == (
+        store.calls[1].claim, store.calls[1].failure, store.calls[1].credential,
+        store.calls[1].source,
+    )  # fmt: skip
 
 
 def test_window_settings_used() -> None:
@@ -181,8 +187,10 @@ def test_user_validated(user: object, error: type[Exception]) -> None:
     calls: list[Callable[[], object]] = [
         lambda: verifier.verify(user, totp, "123456"),  # type: ignore[arg-type]
         lambda: verifier.resync(user, hotp, "123456", "123456"),  # type: ignore[arg-type]
-        lambda: verifier.next_counter(user),  # type: ignore[arg-type]
+        lambda: verifier.next_counter(user, hotp),  # type: ignore[arg-type]
         lambda: verifier.reset(user),  # type: ignore[arg-type]
+        lambda: verifier.record_failure(user),  # type: ignore[arg-type]
+        lambda: verifier.retry_after(user),  # type: ignore[arg-type]
     ]
     for call in calls:
         with pytest.raises(error, match="user"):
@@ -217,13 +225,15 @@ def test_user_with_unencodable_or_control_characters(user: str, fragment: str) -
         lambda: verifier.verify(user, totp, totp.generate(START)),
         lambda: verifier.confirm(user, totp, totp.generate(START)),
         lambda: verifier.resync(user, hotp, "123456", "123456"),
-        lambda: verifier.next_counter(user),
+        lambda: verifier.next_counter(user, hotp),
         lambda: verifier.reset(user),
+        lambda: verifier.record_failure(user),
+        lambda: verifier.record_failure("alice", source=user),
     ]
     for call in calls:
         with pytest.raises(ConfigurationError, match=fragment):
             call()
-    assert "MemoryStore(users=0)" == repr(verifier.store)
+    assert "MemoryStore(users=0, marks=0)" == repr(verifier.store)
 
 
 def test_printable_unicode_user_accepted() -> None:
@@ -320,7 +330,7 @@ def test_throttled_verdict_reveals_nothing() -> None:
     assert "invalid" == verifier.verify("alice", totp, "000000").reason
     right = verifier.verify("alice", totp, totp.generate(START))
     wrong = verifier.verify("alice", totp, "999999")
-    assert right == wrong == Verdict(reason="throttled", retry_after=1.0)
+    assert right == wrong == Verdict(reason="throttled", retry_after=1.0, failures=1)
 
 
 def test_prune_uses_the_clock() -> None:
@@ -331,4 +341,67 @@ def test_prune_uses_the_clock() -> None:
     assert 0 == verifier.prune()
     clock.advance(12 * 30)
     assert 1 == verifier.prune()
-    assert "MemoryStore(users=0)" == repr(verifier.store)
+    assert "MemoryStore(users=0, marks=0)" == repr(verifier.store)
+
+
+@pytest.mark.parametrize(
+    ("otp", "error", "message"),
+    [
+        ([], ConfigurationError, "empty sequence"),
+        ("abc", TypeError, "sequence of them"),
+        (b"abc", TypeError, "sequence of them"),
+        (42, TypeError, "sequence of them"),
+        ([TOTP(SECRET), "x"], TypeError, "must hold TOTP or HOTP"),
+        ([TOTP(SECRET)] * (MAX_CREDENTIALS + 1), ConfigurationError, "at most 16"),
+    ],
+    ids=["empty", "str", "bytes", "int", "mixed", "too-many"],
+)
+def test_credentials_validated(otp: object, error: type[Exception], message: str) -> None:
+    """``otp`` is one TOTP/HOTP or a non-empty sequence of at most 16 of them."""
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    with pytest.raises(error, match=message):
+        verifier.verify("alice", otp, "123456")  # type: ignore[arg-type]
+
+
+def test_source_validated() -> None:
+    """A source is None or a non-empty printable str of at most 256 characters."""
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    totp = TOTP(SECRET)
+    for source, error in [
+        (b"x", TypeError),
+        ("", ConfigurationError),
+        ("x" * 257, ConfigurationError),
+    ]:
+        with pytest.raises(error, match="source"):
+            verifier.verify("alice", totp, "123456", source=source)  # type: ignore[arg-type]
+        with pytest.raises(error, match="source"):
+            verifier.retry_after("alice", source=source)  # type: ignore[arg-type]
+
+
+def test_methods_taking_one_hotp_refuse_others() -> None:
+    """confirm takes one TOTP/HOTP; next_counter and resync an HOTP."""
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    totp = TOTP(SECRET)
+    with pytest.raises(TypeError, match="otp must be a TOTP or HOTP"):
+        verifier.confirm("alice", [totp], "123456")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="next_counter needs an HOTP"):
+        verifier.next_counter("alice", totp)  # type: ignore[arg-type]
+
+
+def test_record_failure_verdict() -> None:
+    """record_failure answers "invalid" with the pair's count, then "throttled"."""
+    verifier = Verifier(MemoryStore(), clock=FakeClock(START))
+    first = verifier.record_failure("alice", source="10.0.0.1")
+    assert Verdict(reason="invalid", failures=1) == first
+    assert Verdict(reason="throttled", retry_after=1.0, failures=1) == verifier.record_failure(
+        "alice", source="10.0.0.1"
+    )
+
+
+def test_credential_id_is_one_way_and_stable() -> None:
+    """The id is 32 hex digits, the same for the same key (TOTP or HOTP), never the key."""
+    ident = credential_id(TOTP(SECRET))
+    assert ident == credential_id(HOTP(SECRET)) == credential_id(TOTP(SECRET, period=60))
+    assert 32 == len(ident)
+    assert int(ident, 16) >= 0
+    assert SECRET.hex() not in ident

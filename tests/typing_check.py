@@ -7,6 +7,7 @@ If a signature changes in a way that breaks users' type checking, mypy fails on 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from datetime import datetime, timezone
 
@@ -109,6 +110,25 @@ def misuse(totp: TOTP, hotp: HOTP) -> None:
     Match(1, 0)  # type: ignore[call-arg]
 
 
+def sign_in_service(secret: bytes, typed: str, client: str) -> bool:
+    """The Verifier as a backend writes it: sources, wrong passwords, several credentials."""
+    verifier = isoms_otp.Verifier(isoms_otp.MemoryStore(), policy=isoms_otp.ThrottlePolicy())
+    wrong: isoms_otp.Verdict = verifier.record_failure("bob", source=client)
+    assert wrong.failures >= 0
+    phone, token = TOTP(secret), HOTP(secret)
+    verdict = verifier.verify("alice", [phone, token], typed, source=client)
+    if verdict.match is not None:
+        which: int = verdict.match.credential
+        assert which in (0, 1)
+    wait: float | None = verifier.retry_after("alice", source=client)
+    counter: int = verifier.next_counter("alice", token)
+    with contextlib.suppress(TypeError):
+        verifier.next_counter("alice", phone)  # type: ignore[arg-type]
+    with contextlib.suppress(TypeError):
+        verifier.verify("alice", phone, typed, source=1)  # type: ignore[arg-type]
+    return verdict.ok and wait is None and counter >= 0
+
+
 def main() -> None:
     """Run the well-typed examples (test_typing.py calls this)."""
     secret, _ = enrol()
@@ -117,6 +137,7 @@ def main() -> None:
     assert len(clock_values(totp)) == 4
     assert counters(secret) == 1
     assert configuration(totp, HOTP(secret))[1] == 8
+    assert sign_in_service(secret, totp.generate(), "198.51.100.7")
     assert len(errors()) == 6
     version: str = isoms_otp.__version__
     assert version

@@ -56,7 +56,7 @@ def run_together(count: int, call: Callable[[int], Verdict]) -> Counter[str]:
     for thread in threads:
         thread.join()
     errors = [result for result in results if isinstance(result, BaseException)]
-    assert [] == errors
+    assert errors == []
     return Counter(result.reason for result in results if isinstance(result, Verdict))
 
 
@@ -112,16 +112,16 @@ class StoreContract:
         code = totp.generate(START)
         first = verifier.verify("alice", totp, code)
         second = verifier.verify("alice", totp, code)
-        assert ("accepted", True, 0) == (first.reason, first.ok, first.match and first.match.drift)
-        assert ("replayed", False) == (second.reason, second.ok)
+        assert (first.reason, first.ok, first.match and first.match.drift) == ("accepted", True, 0)
+        assert (second.reason, second.ok) == ("replayed", False)
         assert first.match == second.match
 
     def test_wrong_and_malformed(self, verifier: Verifier, totp: TOTP) -> None:
         """A wrong code is "invalid"; something that is not a code is "malformed"."""
         codes = (_wrong(totp, START), "12a456", "")
         verdicts = [verifier.verify("alice", totp, code) for code in codes]
-        assert ["invalid", "malformed", "malformed"] == [v.reason for v in verdicts]
-        assert [None, None, None] == [v.match for v in verdicts]
+        assert [v.reason for v in verdicts] == ["invalid", "malformed", "malformed"]
+        assert [v.match for v in verdicts] == [None, None, None]
 
     def test_previous_step_once_within_window(
         self, verifier: Verifier, totp: TOTP, clock: FakeClock
@@ -129,34 +129,34 @@ class StoreContract:
         """A code from the previous step is accepted once inside the window, never after it."""
         late = totp.generate(START - PERIOD)
         clock.advance(PERIOD)  # that code is now two steps old: outside past=1
-        assert "invalid" == verifier.verify("bob", totp, late).reason
+        assert verifier.verify("bob", totp, late).reason == "invalid"
         clock.set(START)
         previous = totp.generate(START - PERIOD)
-        assert "accepted" == verifier.verify("alice", totp, previous).reason
-        assert "replayed" == verifier.verify("alice", totp, previous).reason
+        assert verifier.verify("alice", totp, previous).reason == "accepted"
+        assert verifier.verify("alice", totp, previous).reason == "replayed"
 
     def test_lower_step_after_higher_refused(self, verifier: Verifier, totp: TOTP) -> None:
         """Once a future-step code is used, the current step's code counts as replayed."""
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(START + PERIOD)).reason
-        assert "replayed" == verifier.verify("alice", totp, totp.generate(START)).reason
-        assert "replayed" == verifier.verify("alice", totp, totp.generate(START - PERIOD)).reason
+        assert verifier.verify("alice", totp, totp.generate(START + PERIOD)).reason == "accepted"
+        assert verifier.verify("alice", totp, totp.generate(START)).reason == "replayed"
+        assert verifier.verify("alice", totp, totp.generate(START - PERIOD)).reason == "replayed"
 
     def test_clock_going_backwards(self, verifier: Verifier, totp: TOTP, clock: FakeClock) -> None:
         """Turning the clock back does not reopen steps already used."""
         codes = [totp.generate(START + n * PERIOD) for n in range(3)]
         for n, code in enumerate(codes):
             clock.set(START + n * PERIOD)
-            assert "accepted" == verifier.verify("alice", totp, code).reason
+            assert verifier.verify("alice", totp, code).reason == "accepted"
         clock.set(START - 10 * PERIOD)
         for n, code in enumerate(codes):
             clock.set(START + n * PERIOD - 5)
-            assert "replayed" == verifier.verify("alice", totp, code).reason
+            assert verifier.verify("alice", totp, code).reason == "replayed"
 
     def test_users_are_isolated(self, verifier: Verifier, totp: TOTP) -> None:
         """One user's used code does not affect another user's."""
         code = totp.generate(START)
-        assert "accepted" == verifier.verify("alice", totp, code).reason
-        assert "accepted" == verifier.verify("bob", totp, code).reason
+        assert verifier.verify("alice", totp, code).reason == "accepted"
+        assert verifier.verify("bob", totp, code).reason == "accepted"
 
     def test_new_key_is_a_new_key(self, verifier: Verifier) -> None:
         """A new secret confirmed in the step the old one was used in is accepted.
@@ -165,39 +165,39 @@ class StoreContract:
         within 30 s of signing in with the old phone was told the code was already used.
         """
         old, new = TOTP(SECRET), TOTP(OTHER_SECRET)
-        assert "accepted" == verifier.verify("alice", old, old.generate(START)).reason
-        assert "accepted" == verifier.confirm("alice", new, new.generate(START)).reason
-        assert "replayed" == verifier.verify("alice", new, new.generate(START)).reason
-        assert "replayed" == verifier.verify("alice", old, old.generate(START)).reason
+        assert verifier.verify("alice", old, old.generate(START)).reason == "accepted"
+        assert verifier.confirm("alice", new, new.generate(START)).reason == "accepted"
+        assert verifier.verify("alice", new, new.generate(START)).reason == "replayed"
+        assert verifier.verify("alice", old, old.generate(START)).reason == "replayed"
 
     def test_same_key_reenrolled_keeps_its_marks(self, verifier: Verifier) -> None:
         """Re-enrolling the same secret (a new object, another period) keeps its marks."""
         first = TOTP(SECRET)
-        assert "accepted" == verifier.verify("alice", first, first.generate(START)).reason
+        assert verifier.verify("alice", first, first.generate(START)).reason == "accepted"
         again = TOTP(bytes(SECRET))
-        assert "replayed" == verifier.confirm("alice", again, again.generate(START)).reason
+        assert verifier.confirm("alice", again, again.generate(START)).reason == "replayed"
         assert credential_id(first) == credential_id(again)
         assert credential_id(first) != credential_id(TOTP(OTHER_SECRET))
 
     def test_reenrolment_with_longer_period(self, verifier: Verifier, clock: FakeClock) -> None:
         """A new period does not lock the user out: marks are step start times, not numbers."""
         short, long_ = TOTP(SECRET, period=30), TOTP(SECRET, period=60)
-        assert "accepted" == verifier.verify("alice", short, short.generate(START)).reason
+        assert verifier.verify("alice", short, short.generate(START)).reason == "accepted"
         clock.advance(60)
-        assert "accepted" == verifier.verify("alice", long_, long_.generate(clock())).reason
+        assert verifier.verify("alice", long_, long_.generate(clock())).reason == "accepted"
 
     def test_marks_of_a_retired_key_expire(
         self, store: Store, verifier: Verifier, clock: FakeClock
     ) -> None:
         """State stays bounded: a retired TOTP key's mark goes once its steps are out of reach."""
         old = TOTP(SECRET)
-        assert "accepted" == verifier.verify("alice", old, old.generate(START)).reason
+        assert verifier.verify("alice", old, old.generate(START)).reason == "accepted"
         assert [credential_id(old)] == list(store.marks("alice"))
         clock.advance(3600)
         verifier.prune()
         kept = store.marks("alice")
         if self.prunes:
-            assert {} == kept
+            assert kept == {}
         else:  # the store expires records on its own clock: the mark must at least be stale
             assert all(mark.keep_until <= clock() for mark in kept.values())
 
@@ -208,13 +208,13 @@ class StoreContract:
         phone, token = TOTP(SECRET), TOTP(OTHER_SECRET)
         both = [phone, token]
         second = verifier.verify("alice", both, token.generate(START))
-        assert ("accepted", 1) == (second.reason, second.match and second.match.credential)
-        assert "replayed" == verifier.verify("alice", both, token.generate(START)).reason
+        assert (second.reason, second.match and second.match.credential) == ("accepted", 1)
+        assert verifier.verify("alice", both, token.generate(START)).reason == "replayed"
         first = verifier.verify("alice", both, phone.generate(START))
-        assert ("accepted", 0) == (first.reason, first.match and first.match.credential)
-        assert 0 == verifier.verify("bob", phone, phone.generate(START)).match.credential  # type: ignore[union-attr]
+        assert (first.reason, first.match and first.match.credential) == ("accepted", 0)
+        assert verifier.verify("bob", phone, phone.generate(START)).match.credential == 0  # type: ignore[union-attr]
         clock.advance(PERIOD)
-        assert "accepted" == verifier.verify("alice", (token,), token.generate(clock())).reason
+        assert verifier.verify("alice", (token,), token.generate(clock())).reason == "accepted"
 
     def test_several_credentials_cost_one_attempt(
         self, store: Store, clock: FakeClock, totp: TOTP, hotp: HOTP
@@ -222,23 +222,23 @@ class StoreContract:
         """A wrong code against a TOTP and an HOTP credential is one failure, not two."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(base_delay=0))
         verdict = verifier.verify("alice", [totp, hotp], "000000")
-        assert ("invalid", 1) == (verdict.reason, verdict.failures)
+        assert (verdict.reason, verdict.failures) == ("invalid", 1)
         mixed = verifier.verify("alice", [totp, hotp], hotp.generate(2))
-        assert ("accepted", 1, 2) == (
+        assert (
             mixed.reason, mixed.match and mixed.match.credential, mixed.match and mixed.match.step
-        )  # fmt: skip
-        assert 3 == verifier.next_counter("alice", hotp)
+        ) == ("accepted", 1, 2)  # fmt: skip
+        assert verifier.next_counter("alice", hotp) == 3
 
     def test_malformed_only_when_no_credential_takes_it(
         self, verifier: Verifier, totp: TOTP
     ) -> None:
         """An 8-digit string is malformed for a 6-digit key, a code for an 8-digit one."""
         long_ = TOTP(OTHER_SECRET, digits=8)
-        assert "malformed" == verifier.verify("alice", totp, "12345678").reason
-        assert "invalid" == verifier.verify("bob", [totp, long_], "12345678").reason
+        assert verifier.verify("alice", totp, "12345678").reason == "malformed"
+        assert verifier.verify("bob", [totp, long_], "12345678").reason == "invalid"
         code = long_.generate(START)
         accepted = verifier.verify("carol", [totp, long_], code)
-        assert ("accepted", 1) == (accepted.reason, accepted.match and accepted.match.credential)
+        assert (accepted.reason, accepted.match and accepted.match.credential) == ("accepted", 1)
 
     # -- HOTP ---------------------------------------------------------------------------------
 
@@ -248,36 +248,36 @@ class StoreContract:
         A used HOTP code is "invalid" (the window starts past it); "replayed" is what a parallel
         request that computed its match before the counter moved gets.
         """
-        assert 0 == verifier.next_counter("carol", hotp)
-        assert "accepted" == verifier.verify("carol", hotp, hotp.generate(0)).reason
-        assert "invalid" == verifier.verify("carol", hotp, hotp.generate(0)).reason
+        assert verifier.next_counter("carol", hotp) == 0
+        assert verifier.verify("carol", hotp, hotp.generate(0)).reason == "accepted"
+        assert verifier.verify("carol", hotp, hotp.generate(0)).reason == "invalid"
         verdict = verifier.verify("carol", hotp, hotp.generate(4))
-        assert ("accepted", 4, 3) == (verdict.reason, verdict.match.step, verdict.match.drift)  # type: ignore[union-attr]
-        assert 5 == verifier.next_counter("carol", hotp)
+        assert (verdict.reason, verdict.match.step, verdict.match.drift) == ("accepted", 4, 3)  # type: ignore[union-attr]
+        assert verifier.next_counter("carol", hotp) == 5
         skipped = [verifier.verify("carol", hotp, hotp.generate(n)).reason for n in (2, 3, 4)]
-        assert ["invalid", "invalid", "invalid"] == skipped
-        assert 0 == verifier.next_counter("carol", HOTP(OTHER_SECRET))
+        assert skipped == ["invalid", "invalid", "invalid"]
+        assert verifier.next_counter("carol", HOTP(OTHER_SECRET)) == 0
 
     def test_hotp_look_ahead_bound(self, verifier: Verifier, hotp: HOTP) -> None:
         """A code beyond look_ahead (5) does not match."""
-        assert "invalid" == verifier.verify("carol", hotp, hotp.generate(6)).reason
-        assert "accepted" == verifier.verify("carol", hotp, hotp.generate(5)).reason
+        assert verifier.verify("carol", hotp, hotp.generate(6)).reason == "invalid"
+        assert verifier.verify("carol", hotp, hotp.generate(5)).reason == "accepted"
 
     def test_hotp_and_totp_marks_are_separate(
         self, verifier: Verifier, hotp: HOTP, totp: TOTP
     ) -> None:
         """A TOTP mark (a Unix time) never blocks HOTP counters, and the other way round."""
-        assert "accepted" == verifier.verify("dave", totp, totp.generate(START)).reason
-        assert "accepted" == verifier.verify("dave", hotp, hotp.generate(0)).reason
-        assert 1 == verifier.next_counter("dave", hotp)
+        assert verifier.verify("dave", totp, totp.generate(START)).reason == "accepted"
+        assert verifier.verify("dave", hotp, hotp.generate(0)).reason == "accepted"
+        assert verifier.next_counter("dave", hotp) == 1
 
     def test_resync(self, verifier: Verifier, hotp: HOTP) -> None:
         """Two consecutive codes far ahead resynchronise; both counters are then used."""
         verdict = verifier.resync("erin", hotp, hotp.generate(700), hotp.generate(701))
-        assert ("accepted", 701, 701) == (verdict.reason, verdict.match.step, verdict.match.drift)  # type: ignore[union-attr]
-        assert 702 == verifier.next_counter("erin", hotp)
-        assert "invalid" == verifier.verify("erin", hotp, hotp.generate(701)).reason
-        assert "accepted" == verifier.verify("erin", hotp, hotp.generate(702)).reason
+        assert (verdict.reason, verdict.match.step, verdict.match.drift) == ("accepted", 701, 701)  # type: ignore[union-attr]
+        assert verifier.next_counter("erin", hotp) == 702
+        assert verifier.verify("erin", hotp, hotp.generate(701)).reason == "invalid"
+        assert verifier.verify("erin", hotp, hotp.generate(702)).reason == "accepted"
 
     def test_resync_refusals(self, verifier: Verifier, hotp: HOTP) -> None:
         """Non-consecutive, out-of-range, malformed or used codes do not resynchronise."""
@@ -287,11 +287,11 @@ class StoreContract:
             verifier.resync("erin", hotp, hotp.generate(1000), hotp.generate(1001)),
             verifier.resync("erin", hotp, "12345", hotp.generate(1)),
         ]
-        assert ["invalid", "invalid", "invalid", "malformed"] == [v.reason for v in verdicts]
+        assert [v.reason for v in verdicts] == ["invalid", "invalid", "invalid", "malformed"]
         first = verifier.resync("erin", hotp, hotp.generate(3), hotp.generate(4))
-        assert "accepted" == first.reason
+        assert first.reason == "accepted"
         again = verifier.resync("erin", hotp, hotp.generate(3), hotp.generate(4))
-        assert "invalid" == again.reason  # below the counter now: outside the search
+        assert again.reason == "invalid"  # below the counter now: outside the search
 
     def test_marks_beyond_double_precision(self, store: Store) -> None:
         """Counters above 2**53 compare exactly (Lua numbers and floats would not)."""
@@ -303,13 +303,13 @@ class StoreContract:
             )
             return store.settle(attempt).reason
 
-        assert "accepted" == settle(big)
-        assert "replayed" == settle(big - 1)
-        assert "accepted" == settle(big + 1)
-        assert "accepted" == settle(2**64 - 2)
-        assert "replayed" == settle(2**64 - 3)
-        assert 2**64 - 2 == store.snapshot("frank", credential="c1").mark.hotp_counter
-        assert "accepted" == settle(2**64 - 1)
+        assert settle(big) == "accepted"
+        assert settle(big - 1) == "replayed"
+        assert settle(big + 1) == "accepted"
+        assert settle(2**64 - 2) == "accepted"
+        assert settle(2**64 - 3) == "replayed"
+        assert store.snapshot("frank", credential="c1").mark.hotp_counter == 2**64 - 2
+        assert settle(2**64 - 1) == "accepted"
         assert Mark(hotp_counter=2**64 - 1) == store.marks("frank")["c1"]
 
     def test_exhausted_hotp_counter(self, verifier: Verifier, store: Store, hotp: HOTP) -> None:
@@ -320,8 +320,8 @@ class StoreContract:
                 claim=2**64 - 1, policy=LENIENT,
             )
         )  # fmt: skip
-        assert "invalid" == verifier.verify("gina", hotp, hotp.generate(2**64 - 1)).reason
-        assert "invalid" == verifier.resync("gina", hotp, hotp.generate(0), hotp.generate(1)).reason
+        assert verifier.verify("gina", hotp, hotp.generate(2**64 - 1)).reason == "invalid"
+        assert verifier.resync("gina", hotp, hotp.generate(0), hotp.generate(1)).reason == "invalid"
 
     # -- throttling ---------------------------------------------------------------------------
 
@@ -331,60 +331,60 @@ class StoreContract:
         verifier = Verifier(store, clock=clock, policy=policy)
         waits = []
         for _ in range(6):
-            assert "invalid" == verifier.verify("alice", totp, "000000").reason
+            assert verifier.verify("alice", totp, "000000").reason == "invalid"
             refused = verifier.verify("alice", totp, totp.generate(clock()))
-            assert ("throttled", None) == (refused.reason, refused.match)
+            assert (refused.reason, refused.match) == ("throttled", None)
             assert refused.retry_after is not None
             waits.append(refused.retry_after)
             clock.advance(refused.retry_after)
-        assert [2.0, 4.0, 8.0, 10.0, 10.0, 1000.0] == waits
+        assert waits == [2.0, 4.0, 8.0, 10.0, 10.0, 1000.0]
 
     def test_throttled_refuses_correct_code(
         self, store: Store, clock: FakeClock, totp: TOTP
     ) -> None:
         """While backing off, even the right code is refused, and nothing is learned from it."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(base_delay=5))
-        assert "invalid" == verifier.verify("alice", totp, "000000").reason
+        assert verifier.verify("alice", totp, "000000").reason == "invalid"
         clock.advance(2)
         right = verifier.verify("alice", totp, totp.generate(clock()))
         wrong = verifier.verify("alice", totp, "111111")
         assert right == wrong == Verdict(reason="throttled", retry_after=3.0, failures=1)
         clock.advance(3)
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(clock())).reason
+        assert verifier.verify("alice", totp, totp.generate(clock())).reason == "accepted"
 
     def test_lock_after_max_failures(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
         """max_failures failures lock; each failure after the lock expires locks again."""
         policy = ThrottlePolicy(max_failures=3, base_delay=0, lock_duration=600)
         verifier = Verifier(store, clock=clock, policy=policy)
         verdicts = [verifier.verify("alice", totp, "000000") for _ in range(4)]
-        assert ["invalid", "invalid", "invalid", "throttled"] == [v.reason for v in verdicts]
-        assert [1, 2, 3, 3] == [v.failures for v in verdicts]
-        assert [False, False, True, False] == [v.locked for v in verdicts]
+        assert [v.reason for v in verdicts] == ["invalid", "invalid", "invalid", "throttled"]
+        assert [v.failures for v in verdicts] == [1, 2, 3, 3]
+        assert [v.locked for v in verdicts] == [False, False, True, False]
         clock.advance(600)
         relock = verifier.verify("alice", totp, "000000")
-        assert ("invalid", 4, True) == (relock.reason, relock.failures, relock.locked)
+        assert (relock.reason, relock.failures, relock.locked) == ("invalid", 4, True)
         locked = verifier.verify("alice", totp, totp.generate(clock()))
-        assert ("throttled", 600.0) == (locked.reason, locked.retry_after)
+        assert (locked.reason, locked.retry_after) == ("throttled", 600.0)
         clock.advance(600)
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(clock())).reason
-        assert "invalid" == verifier.verify("alice", totp, "000000").reason  # count was reset
+        assert verifier.verify("alice", totp, totp.generate(clock())).reason == "accepted"
+        assert verifier.verify("alice", totp, "000000").reason == "invalid"  # count was reset
 
     def test_success_resets_count(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
         """Failures must be consecutive: a success in between starts the count again."""
         policy = ThrottlePolicy(max_failures=2, base_delay=0)
         verifier = Verifier(store, clock=clock, policy=policy)
         for _ in range(3):
-            assert "invalid" == verifier.verify("alice", totp, "000000").reason
+            assert verifier.verify("alice", totp, "000000").reason == "invalid"
             clock.advance(PERIOD)
             accepted = verifier.verify("alice", totp, totp.generate(clock()))
-            assert ("accepted", 0) == (accepted.reason, accepted.failures)
+            assert (accepted.reason, accepted.failures) == ("accepted", 0)
 
     def test_replayed_and_malformed_count(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
         """Replayed and malformed codes are failures too."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=3, base_delay=0))
         code = totp.generate(START)
         reasons = [verifier.verify("alice", totp, c).reason for c in (code, code, "x", "", code)]
-        assert ["accepted", "replayed", "malformed", "malformed", "throttled"] == reasons
+        assert reasons == ["accepted", "replayed", "malformed", "malformed", "throttled"]
 
     def test_reset_unlocks_but_keeps_marks(
         self, store: Store, clock: FakeClock, totp: TOTP, hotp: HOTP
@@ -392,29 +392,29 @@ class StoreContract:
         """reset(user) clears the lock and count, never the replay marks."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=1))
         code = totp.generate(START)
-        assert "accepted" == verifier.verify("alice", totp, code).reason
-        assert "accepted" == verifier.verify("alice", hotp, hotp.generate(0)).reason
-        assert "replayed" == verifier.verify("alice", totp, code).reason
-        assert "throttled" == verifier.verify("alice", totp, code).reason
+        assert verifier.verify("alice", totp, code).reason == "accepted"
+        assert verifier.verify("alice", hotp, hotp.generate(0)).reason == "accepted"
+        assert verifier.verify("alice", totp, code).reason == "replayed"
+        assert verifier.verify("alice", totp, code).reason == "throttled"
         verifier.reset("alice")
-        assert "replayed" == verifier.verify("alice", totp, code).reason
+        assert verifier.verify("alice", totp, code).reason == "replayed"
         verifier.reset("alice")
-        assert "invalid" == verifier.verify("alice", hotp, hotp.generate(0)).reason
+        assert verifier.verify("alice", hotp, hotp.generate(0)).reason == "invalid"
         verifier.reset("alice")
         verifier.reset("nobody")  # unknown users are fine
-        assert 1 == verifier.next_counter("alice", hotp)
+        assert verifier.next_counter("alice", hotp) == 1
 
     def test_reset_of_totp_only_user(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
         """A reset keeps a TOTP mark while it matters, even for a user without HOTP."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=1))
         code = totp.generate(START)
-        assert "accepted" == verifier.verify("alice", totp, code).reason
-        assert "invalid" == verifier.verify("alice", totp, "000000").reason
+        assert verifier.verify("alice", totp, code).reason == "accepted"
+        assert verifier.verify("alice", totp, "000000").reason == "invalid"
         verifier.reset("alice")
-        assert "replayed" == verifier.verify("alice", totp, code).reason
+        assert verifier.verify("alice", totp, code).reason == "replayed"
         clock.advance(3600)
         verifier.reset("alice")  # the mark no longer matters; state may go
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(clock())).reason
+        assert verifier.verify("alice", totp, totp.generate(clock())).reason == "accepted"
 
     def test_retry_after_reads_the_wait_without_counting(
         self, store: Store, clock: FakeClock, totp: TOTP
@@ -423,14 +423,14 @@ class StoreContract:
         policy = ThrottlePolicy(max_failures=2, base_delay=4, lock_duration=600)
         verifier = Verifier(store, clock=clock, policy=policy)
         assert None is verifier.retry_after("alice")
-        assert "invalid" == verifier.verify("alice", totp, "000000").reason
+        assert verifier.verify("alice", totp, "000000").reason == "invalid"
         clock.advance(1.5)
-        assert [2.5, 2.5] == [verifier.retry_after("alice") for _ in range(2)]
-        assert 2.5 == verifier.retry_after("alice", source="10.0.0.1")
+        assert [verifier.retry_after("alice") for _ in range(2)] == [2.5, 2.5]
+        assert verifier.retry_after("alice", source="10.0.0.1") == 2.5
         clock.advance(2.5)
         assert None is verifier.retry_after("alice")
-        assert "invalid" == verifier.verify("alice", totp, "000000").reason
-        assert 600.0 == verifier.retry_after("alice")
+        assert verifier.verify("alice", totp, "000000").reason == "invalid"
+        assert verifier.retry_after("alice") == 600.0
         verifier.reset("alice")
         assert None is verifier.retry_after("alice")
         assert None is verifier.retry_after("nobody")
@@ -438,25 +438,25 @@ class StoreContract:
     def test_one_users_lock_spares_others(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
         """Per-user isolation: a locked user does not throttle anyone else."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=1))
-        assert "invalid" == verifier.verify("mallory", totp, "000000").reason
-        assert "throttled" == verifier.verify("mallory", totp, "000000").reason
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(START)).reason
+        assert verifier.verify("mallory", totp, "000000").reason == "invalid"
+        assert verifier.verify("mallory", totp, "000000").reason == "throttled"
+        assert verifier.verify("alice", totp, totp.generate(START)).reason == "accepted"
 
     def test_prune_keeps_what_matters(
         self, store: Store, clock: FakeClock, totp: TOTP, hotp: HOTP
     ) -> None:
         """Pruning never drops an HOTP counter, a failure count or a live TOTP mark."""
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=1))
-        assert "accepted" == verifier.verify("totp-user", totp, totp.generate(START)).reason
-        assert "accepted" == verifier.verify("hotp-user", hotp, hotp.generate(3)).reason
-        assert "invalid" == verifier.verify("locked", totp, "000000").reason
+        assert verifier.verify("totp-user", totp, totp.generate(START)).reason == "accepted"
+        assert verifier.verify("hotp-user", hotp, hotp.generate(3)).reason == "accepted"
+        assert verifier.verify("locked", totp, "000000").reason == "invalid"
         verifier.prune()
-        assert "replayed" == verifier.verify("totp-user", totp, totp.generate(START)).reason
+        assert verifier.verify("totp-user", totp, totp.generate(START)).reason == "replayed"
         clock.advance(10 * 365 * 24 * 3600)
         verifier.prune()
-        assert 4 == verifier.next_counter("hotp-user", hotp)
-        assert "invalid" == verifier.verify("locked", totp, "000000").reason
-        assert "throttled" == verifier.verify("locked", totp, totp.generate(clock())).reason
+        assert verifier.next_counter("hotp-user", hotp) == 4
+        assert verifier.verify("locked", totp, "000000").reason == "invalid"
+        assert verifier.verify("locked", totp, totp.generate(clock())).reason == "throttled"
 
     def test_failures_are_forgotten_a_lock_period_after_the_wait(
         self, store: Store, clock: FakeClock, totp: TOTP
@@ -469,20 +469,20 @@ class StoreContract:
         verifier = Verifier(store, clock=clock, policy=policy)
         self.fail_twice(verifier, clock, totp)  # locked until START + 105, kept until + 205
         clock.advance(194)
-        assert 0 == verifier.prune()
-        assert "invalid" == verifier.verify("early", totp, "000000").reason
-        assert 100.0 == verifier.retry_after("early")  # the count was kept: locked again
+        assert verifier.prune() == 0
+        assert verifier.verify("early", totp, "000000").reason == "invalid"
+        assert verifier.retry_after("early") == 100.0  # the count was kept: locked again
         clock.advance(1)
-        assert 1 == verifier.prune()
-        assert "invalid" == verifier.verify("late", totp, "000000").reason
-        assert 5.0 == verifier.retry_after("late")  # counted as a first failure
+        assert verifier.prune() == 1
+        assert verifier.verify("late", totp, "000000").reason == "invalid"
+        assert verifier.retry_after("late") == 5.0  # counted as a first failure
 
     @staticmethod
     def fail_twice(verifier: Verifier, clock: FakeClock, totp: TOTP) -> None:
         """Give "early" and "late" two failures each, 5 s apart (the second locks)."""
         for _ in range(2):
             for user in ("early", "late"):
-                assert "invalid" == verifier.verify(user, totp, "000000").reason
+                assert verifier.verify(user, totp, "000000").reason == "invalid"
             clock.advance(5)
 
     def test_wait_never_outlasts_the_policy(
@@ -495,18 +495,18 @@ class StoreContract:
         policy = ThrottlePolicy(max_failures=1, lock_duration=600, source_lock_duration=60)
         verifier = Verifier(store, clock=clock, policy=policy)
         clock.advance(10 * 365 * 24 * 3600)
-        assert "invalid" == verifier.verify("alice", totp, "000000").reason
-        assert "invalid" == verifier.record_failure("bob", source="10.0.0.1").reason
+        assert verifier.verify("alice", totp, "000000").reason == "invalid"
+        assert verifier.record_failure("bob", source="10.0.0.1").reason == "invalid"
         clock.set(START)
-        assert 600.0 == verifier.retry_after("alice")
-        assert 600.0 == verifier.retry_after("bob", source="10.0.0.1")
+        assert verifier.retry_after("alice") == 600.0
+        assert verifier.retry_after("bob", source="10.0.0.1") == 600.0
         refused = verifier.verify("alice", totp, totp.generate(clock()))
-        assert ("throttled", 600.0) == (refused.reason, refused.retry_after)
-        assert "throttled" == verifier.record_failure("bob", source="10.0.0.1").reason
+        assert (refused.reason, refused.retry_after) == ("throttled", 600.0)
+        assert verifier.record_failure("bob", source="10.0.0.1").reason == "throttled"
         clock.advance(600)  # the first refusal fixed the clamped wait: it ends now
         assert None is verifier.retry_after("alice")
         assert None is verifier.retry_after("bob", source="10.0.0.1")
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(clock())).reason
+        assert verifier.verify("alice", totp, totp.generate(clock())).reason == "accepted"
 
     # -- two budgets ---------------------------------------------------------------------------
 
@@ -523,29 +523,32 @@ class StoreContract:
             verifier.record_failure("alice", source="203.0.113.9").reason for _ in range(1000)
         )
         assert reasons["invalid"] <= 10
-        assert 1000 == reasons["invalid"] + reasons["throttled"]
+        assert reasons["invalid"] + reasons["throttled"] == 1000
         verdict = verifier.verify("alice", totp, totp.generate(START), source="198.51.100.7")
-        assert ("accepted", True) == (verdict.reason, verdict.ok)
+        assert (verdict.reason, verdict.ok) == ("accepted", True)
 
     def test_a_locked_pair_is_refused_even_with_the_right_code(
         self, store: Store, clock: FakeClock, totp: TOTP
     ) -> None:
-        """A (user, source) pair locks after source_max_failures; then everything from it is
-        refused, the right password and code included, and nothing else is touched."""
+        """A (user, source) pair locks after source_max_failures wrong passwords.
+
+        Then everything from it is refused, the right password and code included, and nothing
+        else is touched.
+        """
         policy = ThrottlePolicy(base_delay=0, source_max_failures=3, source_lock_duration=900)
         verifier = Verifier(store, clock=clock, policy=policy)
         verdicts = [verifier.record_failure("alice", source="evil") for _ in range(4)]
-        assert ["invalid"] * 3 + ["throttled"] == [v.reason for v in verdicts]
-        assert [1, 2, 3, 3] == [v.failures for v in verdicts]
-        assert [False, False, True, False] == [v.locked for v in verdicts]
+        assert [v.reason for v in verdicts] == ["invalid"] * 3 + ["throttled"]
+        assert [v.failures for v in verdicts] == [1, 2, 3, 3]
+        assert [v.locked for v in verdicts] == [False, False, True, False]
         refused = verifier.verify("alice", totp, totp.generate(START), source="evil")
-        assert ("throttled", 900.0) == (refused.reason, refused.retry_after)
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(START)).reason
-        assert "invalid" == verifier.record_failure("alice", source="home").reason
-        assert "invalid" == verifier.record_failure("bob", source="evil").reason
+        assert (refused.reason, refused.retry_after) == ("throttled", 900.0)
+        assert verifier.verify("alice", totp, totp.generate(START)).reason == "accepted"
+        assert verifier.record_failure("alice", source="home").reason == "invalid"
+        assert verifier.record_failure("bob", source="evil").reason == "invalid"
         clock.advance(900)
-        assert "invalid" == verifier.record_failure("alice", source="evil").reason  # relocks
-        assert 900.0 == verifier.retry_after("alice", source="evil")
+        assert verifier.record_failure("alice", source="evil").reason == "invalid"  # relocks
+        assert verifier.retry_after("alice", source="evil") == 900.0
         verifier.reset("alice")
         assert None is verifier.retry_after("alice", source="evil")
 
@@ -553,20 +556,22 @@ class StoreContract:
         """A full sign-in from a source clears that source's wrong-password count."""
         policy = ThrottlePolicy(base_delay=0, source_max_failures=2)
         verifier = Verifier(store, clock=clock, policy=policy)
-        assert 1 == verifier.record_failure("alice", source="home").failures
+        assert verifier.record_failure("alice", source="home").failures == 1
         assert verifier.verify("alice", totp, totp.generate(START), source="home").ok
-        assert 1 == verifier.record_failure("alice", source="home").failures
+        assert verifier.record_failure("alice", source="home").failures == 1
 
     def test_a_wrong_password_while_the_user_is_locked_says_throttled(
         self, store: Store, clock: FakeClock, totp: TOTP
     ) -> None:
-        """While the user's code budget is locked, a wrong password is "throttled" too, so the
-        answer does not tell which password was right."""
+        """While the user's code budget is locked, a wrong password is "throttled" too.
+
+        So the answer does not tell which password was right.
+        """
         verifier = Verifier(store, clock=clock, policy=ThrottlePolicy(max_failures=1))
-        assert "invalid" == verifier.verify("alice", totp, "000000", source="a").reason
-        assert "throttled" == verifier.record_failure("alice", source="b").reason
+        assert verifier.verify("alice", totp, "000000", source="a").reason == "invalid"
+        assert verifier.record_failure("alice", source="b").reason == "throttled"
         assert (
-            "throttled" == verifier.verify("alice", totp, totp.generate(START), source="b").reason
+            verifier.verify("alice", totp, totp.generate(START), source="b").reason == "throttled"
         )
 
     def test_the_guess_bound_holds_across_sources(
@@ -581,9 +586,9 @@ class StoreContract:
         ]
         assert Counter({"invalid": 10, "throttled": 190}) == Counter(v.reason for v in verdicts)
         right = verifier.verify("alice", totp, totp.generate(START), source="192.0.2.1")
-        assert ("throttled", 3600.0) == (right.reason, right.retry_after)
+        assert (right.reason, right.retry_after) == ("throttled", 3600.0)
         verifier.reset("alice")
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(START)).reason
+        assert verifier.verify("alice", totp, totp.generate(START)).reason == "accepted"
 
     def test_at_most_100_consecutive_failures_ever(
         self, store: Store, clock: FakeClock, totp: TOTP
@@ -597,15 +602,15 @@ class StoreContract:
             examined += verdict.reason == "invalid"
             if verdict.reason == "throttled":
                 clock.advance(60)
-        assert 100 == examined
+        assert examined == 100
         locked = verifier.verify("alice", totp, totp.generate(clock()))
         assert ("throttled", math.inf) == (locked.reason, locked.retry_after)
         assert math.inf == verifier.retry_after("alice")
         clock.advance(10 * 365 * 24 * 3600)
         verifier.prune()
-        assert "throttled" == verifier.verify("alice", totp, totp.generate(clock())).reason
+        assert verifier.verify("alice", totp, totp.generate(clock())).reason == "throttled"
         verifier.reset("alice")
-        assert "accepted" == verifier.verify("alice", totp, totp.generate(clock())).reason
+        assert verifier.verify("alice", totp, totp.generate(clock())).reason == "accepted"
 
     # -- races --------------------------------------------------------------------------------
 
@@ -625,8 +630,8 @@ class StoreContract:
         """
         code = hotp.generate(2)
         reasons = run_together(THREADS, lambda _: verifier.verify("carol", hotp, code))
-        assert 1 == reasons.pop("accepted")
-        assert THREADS - 1 == reasons.total()
+        assert reasons.pop("accepted") == 1
+        assert reasons.total() == THREADS - 1
         assert set() == set(reasons) - {"replayed", "invalid"}
 
     def test_race_guesses_threads(self, store: Store, clock: FakeClock, totp: TOTP) -> None:
@@ -680,7 +685,7 @@ class StoreContract:
             verifier.verify(user, totp, totp.generate(START))
         with pytest.raises(ConfigurationError, match="source contains"):
             verifier.record_failure("alice", source=user)
-        assert {} == store.marks("alice")
+        assert store.marks("alice") == {}
 
     def test_unencodable_user_fails_closed(self, store: Store) -> None:
         """Called directly with a key it cannot encode, a store raises StoreError or copes.

@@ -12,9 +12,10 @@ class Match:
     """Which step (TOTP) or counter (HOTP) a code matched, and how far from the expected one.
 
     ``drift`` is the matched minus the expected value: ``-past..+future`` for TOTP, or
-    ``0..look_ahead`` for HOTP. ``credential`` is the index of the credential that matched when
-    ``Verifier.verify`` was given several (0 for a single one). A ``Match`` is always truthy, even for step or counter 0, so
-    ``if otp.verify(...):`` is safe; ``verify`` returns ``None`` when nothing matched.
+    ``0..look_ahead`` for HOTP. ``credential`` is the index of the credential that matched
+    when ``Verifier.verify`` was given several (0 for a single one). A ``Match`` is always
+    truthy, even for step or counter 0, so ``if otp.verify(...):`` is safe; ``verify``
+    returns ``None`` when nothing matched.
     """
 
     step: int

@@ -20,18 +20,27 @@ from isoms_otp import (
     Verdict,
     Verifier,
 )
+from isoms_otp.stores import Attempt, Settlement
 from isoms_otp.testing import FakeClock
 
 SECRET = bytes(range(20))
 START = 30 * 56_666_667 + 10
-POLICY = ThrottlePolicy(max_failures=4, base_delay=1.5, max_delay=5, lock_duration=90)
+POLICY = ThrottlePolicy(
+    max_failures=4, base_delay=1.5, max_delay=5, lock_duration=90, source_max_failures=3,
+    source_lock_duration=40,
+)  # fmt: skip
 TOTP_KEY, HOTP_KEY = TOTP(SECRET), HOTP(SECRET)
+OTHER_KEY = TOTP(bytes(range(40, 60)))
 
 users = st.sampled_from(["alice", "bob"])
+sources = st.sampled_from([None, "10.0.0.1", "10.0.0.2"])
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("advance"), st.integers(-90, 200)),
-        st.tuples(st.just("totp"), users, st.integers(-3, 3)),
+        st.tuples(st.just("totp"), users, st.integers(-3, 3), sources),
+        st.tuples(st.just("both"), users, st.integers(-2, 2), st.booleans()),
+        st.tuples(st.just("password"), users, sources),
+        st.tuples(st.just("recovery"), users, st.sampled_from(["s1", "s2"]), st.integers(0, 3)),
         st.tuples(st.just("hotp"), users, st.integers(0, 15)),
         st.tuples(st.just("resync"), users, st.integers(0, 15)),
         st.tuples(st.just("junk"), users, st.sampled_from(["000000", "12 34", "", "1234567"])),
@@ -49,8 +58,23 @@ def apply(verifier: Verifier, clock: FakeClock, operation: tuple[Any, ...]) -> o
         clock.set(max(START, clock() + args[0]))
         return None
     if name == "totp":
-        user, steps = args
-        return verifier.verify(user, TOTP_KEY, TOTP_KEY.generate(clock() + 30 * steps))
+        user, steps, source = args
+        code = TOTP_KEY.generate(clock() + 30 * steps)
+        return verifier.verify(user, TOTP_KEY, code, source=source)
+    if name == "both":
+        user, steps, other = args
+        key = OTHER_KEY if other else TOTP_KEY
+        return verifier.verify(user, [TOTP_KEY, OTHER_KEY], key.generate(clock() + 30 * steps))
+    if name == "password":
+        user, source = args
+        return verifier.record_failure(user, source=source)
+    if name == "recovery":
+        user, set_id, index = args
+        attempt = Attempt(
+            user=user, now=clock(), kind="recovery", credential=set_id, claim=index,
+            policy=POLICY,
+        )  # fmt: skip
+        return verifier.store.settle(attempt)
     if name == "hotp":
         user, counter = args
         return verifier.verify(user, HOTP_KEY, HOTP_KEY.generate(counter))
@@ -87,7 +111,7 @@ def run(store: Store, sequence: list[tuple[Any, ...]]) -> list[object]:
     clock = FakeClock(START)
     verifier = Verifier(store, clock=clock, policy=POLICY)
     answers = [apply(verifier, clock, operation) for operation in sequence]
-    return [answer if isinstance(answer, Verdict) else None for answer in answers]
+    return [answer if isinstance(answer, (Verdict, Settlement)) else None for answer in answers]
 
 
 @pytest.mark.redis

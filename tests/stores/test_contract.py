@@ -48,7 +48,7 @@ def test_contract_is_importable_from_testing() -> None:
 
     assert StoreContract is isoms_otp.testing.StoreContract
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
-        _ = isoms_otp.testing.Nothing  # type: ignore[attr-defined]
+        _ = isoms_otp.testing.Nothing
 
 
 class TestMemoryStore(StoreContract):

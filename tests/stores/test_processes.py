@@ -30,10 +30,14 @@ store = SQLiteStore(where, timeout=60) if backend == "sqlite" else RedisStore.fr
 policy = ThrottlePolicy(max_failures=int(max_failures), base_delay=0)
 verifier = Verifier(store, clock=lambda: float(now), policy=policy)
 otp = TOTP(bytes(range(20)))
-store.mark("warm-up", "totp")  # connect before the start signal
+store.snapshot("warm-up")  # connect before the start signal
 print("ready", flush=True)
 sys.stdin.readline()
-print(verifier.verify("alice", otp, code).reason, flush=True)
+source = None if code.startswith("!") else f"10.0.{len(code)}.{abs(hash(code)) % 250}"
+if code == "!password":
+    print(verifier.record_failure("alice", source="one-source").reason, flush=True)
+else:
+    print(verifier.verify("alice", otp, code.lstrip("!"), source=source).reason, flush=True)
 """
 
 
@@ -91,3 +95,10 @@ def test_guesses_from_many_processes(backend: tuple[str, str]) -> None:
     guess: Callable[[int], str] = lambda n: f"{(right + 1 + n) % 10**6:06d}"  # noqa: E731
     reasons = race(*backend, max_failures=limit, codes=[guess(n) for n in range(PROCESSES)])
     assert Counter({"invalid": limit, "throttled": PROCESSES - limit}) == reasons
+
+
+def test_wrong_passwords_from_many_processes(backend: tuple[str, str]) -> None:
+    """N processes record a wrong password from one source at once: exactly 10 are counted
+    (the per-source limit), the rest throttled."""
+    reasons = race(*backend, max_failures=3, codes=["!password"] * 12)
+    assert Counter({"invalid": 10, "throttled": 2}) == reasons

@@ -12,8 +12,10 @@ import pytest
 
 from isoms_otp import HOTP, TOTP, ConfigurationError, SQLiteStore, StoreError, ThrottlePolicy
 from isoms_otp import Verifier as _Verifier
-from isoms_otp.stores import UserState, decide
+from isoms_otp.stores import Attempt, Budget, Snapshot, decide
+from isoms_otp.stores.sqlite import SCHEMA_VERSION
 from isoms_otp.testing import FakeClock
+from isoms_otp.verifier import credential_id
 
 
 @contextmanager
@@ -56,9 +58,9 @@ def verifier(store: SQLiteStore, clock: FakeClock) -> _Verifier:
     return _Verifier(store, clock=clock, policy=POLICY)
 
 
-def rows(path: Path) -> list[tuple[object, ...]]:
+def rows(path: Path, table: str = "isoms_otp_marks") -> list[tuple[object, ...]]:
     with connect(path) as conn:
-        return conn.execute("SELECT * FROM isoms_otp_users ORDER BY user").fetchall()
+        return conn.execute(f"SELECT * FROM {table} ORDER BY user").fetchall()  # noqa: S608
 
 
 def test_state_survives_reopening(path: Path) -> None:
@@ -84,7 +86,8 @@ def test_prune_counts_and_keeps(path: Path, opened: Callable[..., SQLiteStore]) 
     assert 0 == check.prune()
     clock.advance(11 * 30)  # the mark's step is now 11 steps back: below every window
     assert 2 == check.prune()
-    assert ["f", "h"] == [row[0] for row in rows(path)]
+    assert ["h"] == [row[0] for row in rows(path)]
+    assert ["f"] == [row[0] for row in rows(path, "isoms_otp_budgets")]
     assert 0 == check.prune()
 
 
@@ -92,33 +95,41 @@ def test_marks_are_exact_text(path: Path, opened: Callable[..., SQLiteStore]) ->
     """HOTP counters up to 2**64-1 are stored exactly (SQLite integers stop at 2**63-1)."""
     store = opened(path)
     outcome = store.settle(
-        "h", now=START, kind="hotp", step=2**64 - 1, failure="invalid", keep_until=0,
-        policy=POLICY,
-    )  # fmt: skip
+        Attempt(user="h", now=START, kind="hotp", credential="c", claim=2**64 - 1, policy=POLICY)
+    )
     assert "accepted" == outcome.reason
-    assert [("h", None, str(2**64 - 1), 0, 0.0, 0.0)] == rows(path)
+    assert [("h", "c", None, str(2**64 - 1), 0.0)] == rows(path)
 
 
 @pytest.mark.parametrize(
-    ("column", "value"),
+    ("table", "column", "value"),
     [
-        ("failures", "'many'"),
-        ("failures", "-1"),
-        ("blocked_until", "'soon'"),
-        ("hotp", "'12x'"),
-        ("totp", "X'37'"),
+        ("budgets", "failures", "'many'"),
+        ("budgets", "failures", "-1"),
+        ("budgets", "blocked_until", "'soon'"),
+        ("marks", "hotp", "'12x'"),
+        ("marks", "totp", "X'37'"),
+        ("marks", "keep_until", "'later'"),
+        ("sources", "failures", "'many'"),
     ],
-    ids=["failures-text", "failures-negative", "blocked-text", "hotp-junk", "totp-blob"],
-)
+    ids=["failures-text", "failures-negative", "blocked-text", "hotp-junk", "totp-blob",
+         "keep-text", "source-failures-text"],
+)  # fmt: skip
 def test_corrupt_row_fails_closed(
-    path: Path, column: str, value: str, opened: Callable[..., SQLiteStore]
+    path: Path, table: str, column: str, value: str, opened: Callable[..., SQLiteStore]
 ) -> None:
     """A row this module would not have written raises StoreError, never a verdict."""
     clock, totp = FakeClock(START), TOTP(SECRET)
     store = opened(path)
-    assert not verifier(store, clock).verify("alice", totp, "000000")
+    check = verifier(store, clock)
+    assert not check.verify("alice", totp, "000000")
+    assert not check.record_failure("alice")
     with connect(path) as conn:
-        conn.execute(f"UPDATE isoms_otp_users SET {column} = {value}")  # noqa: S608
+        conn.execute(
+            "INSERT INTO isoms_otp_marks VALUES ('alice', ?, '1', NULL, 0.0)",
+            (credential_id(totp),),
+        )
+        conn.execute(f"UPDATE isoms_otp_{table} SET {column} = {value}")  # noqa: S608
     with pytest.raises(StoreError, match="SQLite store") as caught:
         verifier(store, clock).verify("alice", totp, totp.generate(START))
     assert totp.generate(START) not in str(caught.value)
@@ -130,7 +141,7 @@ def test_failed_write_leaves_nothing_behind(path: Path, opened: Callable[..., SQ
     store = opened(path)
     with connect(path) as conn:
         conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON isoms_otp_users "
+            "CREATE TRIGGER refuse BEFORE INSERT ON isoms_otp_marks "
             "BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END"
         )
     with pytest.raises(StoreError, match="disk full"):
@@ -280,8 +291,55 @@ def test_path_type(path: Path) -> None:
 
 def test_decide_is_pure() -> None:
     """decide() never mutates the state it is given."""
-    state = UserState(failures=1)
-    new, outcome = decide(
-        state, now=10.0, kind="hotp", step=None, failure="invalid", keep_until=0, policy=POLICY
-    )
-    assert (UserState(failures=1), "invalid", 2) == (state, outcome.reason, new and new.failures)
+    state = Snapshot(budget=Budget(failures=1))
+    decision = decide(Attempt(user="a", now=10.0, kind="hotp", policy=POLICY), state)
+    assert (Snapshot(budget=Budget(failures=1)), "invalid", 2) == (
+        state, decision.settlement.reason, decision.budget and decision.budget.failures
+    )  # fmt: skip
+
+
+V1_SCHEMA = """
+CREATE TABLE isoms_otp_users (
+    user TEXT PRIMARY KEY NOT NULL,
+    totp TEXT,
+    hotp TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    blocked_until REAL NOT NULL DEFAULT 0,
+    keep_until REAL NOT NULL DEFAULT 0
+) WITHOUT ROWID
+"""
+
+
+def test_migration_from_schema_1_reopens_no_code(
+    path: Path, opened: Callable[..., SQLiteStore]
+) -> None:
+    """A version-1 file is migrated in place: its marks bind every credential of the user,
+    failure counts and locks stay, and the file says version 2 afterwards."""
+    totp, hotp, clock = TOTP(SECRET), HOTP(SECRET), FakeClock(START)
+    step_start = START - START % 30
+    with connect(path) as conn:
+        conn.execute(V1_SCHEMA)
+        conn.executemany(
+            "INSERT INTO isoms_otp_users VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("alice", str(step_start), None, 0, 0.0, float(step_start + 330)),
+                ("carol", None, "7", 0, 0.0, 0.0),
+                ("mallory", None, None, 3, float(START + 600), float(START + 87_000)),
+            ],
+        )
+        conn.execute("PRAGMA user_version = 1")
+    store = opened(path)
+    check = verifier(store, clock)
+    assert "replayed" == check.verify("alice", totp, totp.generate(START)).reason
+    other = TOTP(bytes(range(50, 70)))  # the floor holds for any key of the user
+    assert "replayed" == check.verify("alice", other, other.generate(START)).reason
+    assert 8 == check.next_counter("carol", hotp)
+    assert "invalid" == check.verify("carol", hotp, hotp.generate(7)).reason
+    assert "accepted" == check.verify("carol", hotp, hotp.generate(8)).reason
+    locked = check.verify("mallory", totp, totp.generate(START))
+    assert ("throttled", 600.0, 3) == (locked.reason, locked.retry_after, locked.failures)
+    with connect(path) as conn:
+        assert SCHEMA_VERSION == conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "isoms_otp_users" not in tables
+    assert {"": "alice"} == dict.fromkeys(store.marks("alice"), "alice")

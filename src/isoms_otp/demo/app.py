@@ -369,6 +369,7 @@ class _Demo:
             verdict = self.verifier.verify(user.username, otp, request.form.get("code", ""))
         if verdict.ok and user is not None:
             self.db.remove_challenges(key=key)
+            self.db.end_challenges(user.username)
             return self.start_session(user, "password+sms")
         log.info("sign-in refused: user=%s step=sms reason=%s", challenge.username, verdict.reason)
         return _refuse(verdict, template="sign_in_sms.html")

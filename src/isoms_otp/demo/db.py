@@ -256,6 +256,17 @@ class DemoDB:
                 (key, -1.0 if before is None else before),
             )
 
+    def end_challenges(self, username: str) -> None:
+        """Make every open text-message challenge of ``username`` take no code any more.
+
+        Each message has a key of its own (a credential of its own for the Verifier), so using
+        one message's code does not use up another's: a sign-in by text message ends them all.
+        """
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE demo_sms_challenges SET counter = NULL WHERE username = ?", (username,)
+            )
+
     def add_message(self, message: Message) -> None:
         """Append ``message`` to the outbox."""
         with self._connect() as conn:

@@ -218,7 +218,7 @@ def _decimal(value: object) -> int | None:
     text = _decoded(value)
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit()) or (text[0] == "0" and text != "0"):
         raise StoreError("the Redis store holds a corrupt replay mark; refusing to guess")
     return int(text)
 
