@@ -39,7 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         "SQLStore needs SQLAlchemy and a database driver: pip install 'isoms-otp[sql]'"
     ) from exc
 
-__all__ = ["SCHEMA_VERSION", "SUPPORTED_DIALECTS", "SQLStore", "metadata"]
+__all__ = ["POSTGRESQL_FUNCTION", "SCHEMA_VERSION", "SUPPORTED_DIALECTS", "SQLStore", "metadata"]
 
 _T = TypeVar("_T")
 
@@ -156,6 +156,154 @@ recovery: Final = sa.Table(
     comment="isoms-otp: which codes of the user's recovery-code set were used",
 )
 
+#: The rules of ``decide`` as one PostgreSQL function, so that a settle is one statement (one
+#: round trip in autocommit). It locks the user's budget row first, as the other dialects do,
+#: and every statement after the lock reads the latest committed rows (READ COMMITTED takes a
+#: snapshot per statement inside a function). A hypothesis test holds it to ``decide``.
+POSTGRESQL_FUNCTION: Final = """
+CREATE OR REPLACE FUNCTION isoms_otp_settle_2(
+    p_user varchar, p_source varchar, p_credential varchar, p_kind text, p_claim numeric,
+    p_failure text, p_now float8, p_keep float8, p_longest float8,
+    p_schedule float8[], p_max int, p_lock float8,
+    p_pair_schedule float8[], p_pair_max int, p_pair_lock float8, p_lock_timeout text,
+    OUT reason text, OUT retry_after float8, OUT failures int, OUT locked boolean)
+LANGUAGE plpgsql AS $isoms$
+#variable_conflict use_column
+DECLARE
+    b record;
+    s_failures int := 0; s_blocked float8 := 0; s_keep float8 := 0;
+    m_totp numeric; m_hotp numeric; r_set varchar; r_used text;
+    has_s boolean; has_m boolean; has_r boolean;
+    ub float8; pb float8; until_ float8; delay float8; v_used numeric; v_bit numeric;
+BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    -- The user's row lock: DO UPDATE ... WHERE false locks an existing row without writing.
+    INSERT INTO isoms_otp_budgets (user_id, failures, blocked_until, keep_until)
+        VALUES (p_user, 0, 0, 0)
+        ON CONFLICT (user_id) DO UPDATE SET failures = EXCLUDED.failures WHERE false;
+    SELECT * INTO STRICT b FROM isoms_otp_budgets WHERE user_id = p_user;
+    SELECT failures, blocked_until, keep_until INTO s_failures, s_blocked, s_keep
+        FROM isoms_otp_sources WHERE user_id = p_user AND source = p_source;
+    has_s := FOUND;
+    IF NOT has_s THEN s_failures := 0; s_blocked := 0; s_keep := 0; END IF;
+    -- 1. throttled while either budget waits (the user's for ever at 100 failures)
+    ub := CASE WHEN b.failures >= 100 THEN 'Infinity'::float8
+               ELSE LEAST(b.blocked_until, p_now + p_longest) END;
+    pb := LEAST(s_blocked, p_now + p_longest);
+    until_ := GREATEST(ub, pb);
+    IF until_ > p_now THEN
+        IF b.blocked_until > p_now + p_longest THEN
+            UPDATE isoms_otp_budgets SET blocked_until = p_now + p_longest,
+                keep_until = LEAST(keep_until, p_now + p_longest + p_longest)
+                WHERE user_id = p_user;
+        END IF;
+        IF has_s AND s_blocked > p_now + p_longest THEN
+            UPDATE isoms_otp_sources SET blocked_until = p_now + p_longest,
+                keep_until = LEAST(keep_until, p_now + p_longest + p_longest)
+                WHERE user_id = p_user AND source = p_source;
+        END IF;
+        reason := 'throttled'; retry_after := until_ - p_now; locked := false;
+        failures := CASE WHEN p_kind = 'first_factor' THEN s_failures ELSE b.failures END;
+        RETURN;
+    END IF;
+    -- 2. a first-factor failure spends the (user, source) pair's budget
+    IF p_kind = 'first_factor' THEN
+        s_failures := s_failures + 1;
+        failures := s_failures;
+        delay := p_pair_schedule[LEAST(s_failures, p_pair_max)];
+        s_keep := GREATEST(LEAST(s_keep, p_now + p_pair_lock + p_pair_lock),
+                                 p_now + delay + p_pair_lock);
+        s_blocked := CASE WHEN delay > 0 THEN p_now + delay ELSE 0 END;
+        IF has_s THEN
+            UPDATE isoms_otp_sources SET failures = s_failures,
+                blocked_until = s_blocked, keep_until = s_keep
+                WHERE user_id = p_user AND source = p_source;
+        ELSE
+            INSERT INTO isoms_otp_sources VALUES
+                (p_user, p_source, s_failures, s_blocked, s_keep);
+        END IF;
+        reason := 'invalid'; locked := s_failures >= p_pair_max;
+        RETURN;
+    END IF;
+    -- 3. a claim above the credential's mark (a recovery code not used yet) is accepted
+    IF p_claim IS NOT NULL THEN
+        IF p_kind = 'recovery' THEN
+            SELECT set_id, used INTO r_set, r_used FROM isoms_otp_recovery WHERE user_id = p_user;
+            has_r := FOUND;
+            v_used := CASE WHEN has_r AND r_set = p_credential THEN r_used::numeric ELSE 0 END;
+            v_bit := round(power(2::numeric, p_claim));  -- power() keeps 16 decimals
+            IF mod(div(v_used, v_bit), 2) = 0 THEN
+                IF has_r THEN
+                    UPDATE isoms_otp_recovery
+                        SET set_id = p_credential, used = (v_used + v_bit)::text
+                        WHERE user_id = p_user;
+                ELSE
+                    INSERT INTO isoms_otp_recovery
+                        VALUES (p_user, p_credential, (v_used + v_bit)::text);
+                END IF;
+                reason := 'accepted';
+            END IF;
+        ELSE
+            SELECT totp, hotp INTO m_totp, m_hotp FROM isoms_otp_marks
+                WHERE user_id = p_user AND credential = p_credential;
+            has_m := FOUND;
+            IF p_kind = 'totp' AND (m_totp IS NULL OR p_claim > m_totp) THEN
+                IF has_m THEN
+                    UPDATE isoms_otp_marks SET totp = p_claim,
+                        keep_until = GREATEST(keep_until, p_keep)
+                        WHERE user_id = p_user AND credential = p_credential;
+                ELSE
+                    INSERT INTO isoms_otp_marks VALUES
+                        (p_user, p_credential, p_claim, NULL, GREATEST(0, p_keep));
+                END IF;
+                reason := 'accepted';
+            ELSIF p_kind = 'hotp' AND (m_hotp IS NULL OR p_claim > m_hotp) THEN
+                IF has_m THEN
+                    UPDATE isoms_otp_marks SET hotp = p_claim
+                        WHERE user_id = p_user AND credential = p_credential;
+                ELSE
+                    INSERT INTO isoms_otp_marks VALUES (p_user, p_credential, NULL, p_claim, 0);
+                END IF;
+                reason := 'accepted';
+            END IF;
+        END IF;
+        IF reason = 'accepted' THEN
+            IF b.failures <> 0 OR b.blocked_until <> 0 OR b.keep_until <> 0 THEN
+                UPDATE isoms_otp_budgets SET failures = 0, blocked_until = 0, keep_until = 0
+                    WHERE user_id = p_user;
+            END IF;
+            IF has_s THEN
+                DELETE FROM isoms_otp_sources WHERE user_id = p_user AND source = p_source;
+            END IF;
+            failures := 0; locked := false;
+            RETURN;
+        END IF;
+    END IF;
+    -- 4. anything else spends the user's OTP budget
+    failures := b.failures + 1;
+    delay := p_schedule[LEAST(failures, p_max)];
+    UPDATE isoms_otp_budgets SET failures = failures + 1,
+        blocked_until = CASE WHEN delay > 0 THEN p_now + delay ELSE 0 END,
+        keep_until = GREATEST(LEAST(keep_until, p_now + p_lock + p_lock), p_now + delay + p_lock)
+        WHERE user_id = p_user;
+    reason := CASE WHEN p_claim IS NOT NULL THEN 'replayed' ELSE p_failure END;
+    locked := failures >= p_max;
+END
+$isoms$
+"""
+_CALL: Final = sa.text(
+    "SELECT reason, retry_after, failures, locked FROM isoms_otp_settle_2("
+    "CAST(:user AS varchar), CAST(:source AS varchar), CAST(:credential AS varchar), "
+    "CAST(:kind AS text), CAST(:claim AS numeric), CAST(:failure AS text), "
+    "CAST(:now AS float8), CAST(:keep AS float8), CAST(:longest AS float8), "
+    "CAST(:schedule AS float8[]), CAST(:max AS int), CAST(:lock AS float8), "
+    "CAST(:pair_schedule AS float8[]), CAST(:pair_max AS int), CAST(:pair_lock AS float8), "
+    "CAST(:lock_timeout AS text))"
+)
+# DDL, not exec_driver_sql: it doubles the % of %ROWTYPE for psycopg's paramstyle.
+_FUNCTION_DDL: Final = sa.DDL(POSTGRESQL_FUNCTION)  # type: ignore[no-untyped-call]
+sa.event.listen(metadata, "after_create", _FUNCTION_DDL.execute_if(dialect="postgresql"))
+
 # One read of everything decide() needs, driven by a one-row constant so that it works whether
 # or not the user's budget row exists.
 _key = sa.select(sa.bindparam("user", type_=_Key()).label("user_id")).subquery("k")
@@ -211,6 +359,7 @@ class _Retry(Exception):  # noqa: N818 - a signal, not an error a caller sees
     """The transaction met a row that moved under it; run it again."""
 
 
+_REASONS: Final = frozenset({"accepted", "invalid", "malformed", "replayed", "throttled"})
 #: Server errors that mean "run the transaction again": PostgreSQL serialization failure and
 #: deadlock; MySQL/MariaDB deadlock and snapshot-isolation conflict (1020); SQLite busy.
 _PG_RETRY: Final = frozenset({"40001", "40P01"})
@@ -241,14 +390,16 @@ class SQLStore:
     migration tool owns them.
 
     Each operation is one transaction. A settle first locks the user's budget row (creating it
-    when missing), so every attempt of one user is serialised on that row; then it reads the
-    user's budget, the ``(user, source)`` pair, the credential's mark and the recovery state in
-    one query, applies :func:`~isoms_otp.stores.decide` and writes what changed. Round trips
-    per settle: PostgreSQL 4 to 6 (begin, lock timeout, lock, read, writes, commit), MySQL and
-    MariaDB 3 to 5, SQLite (in-process) 3 to 5 statements. Any isolation level works: the read
-    comes after the lock. Deadlocks and serialisation failures are retried until ``timeout``
-    seconds have passed; then, and for every other database error, :class:`StoreError` (fail
-    closed). A commit whose reply was lost is not retried: the code is spent.
+    when missing), so every attempt of one user is serialised on that row whatever the
+    isolation level; then it reads the user's budget, the ``(user, source)`` pair, the
+    credential's mark and the recovery state, applies the rules of
+    :func:`~isoms_otp.stores.decide` and writes what changed. On PostgreSQL that is one call of
+    a function the store creates (``isoms_otp_settle_2``, :data:`POSTGRESQL_FUNCTION`), sent in
+    autocommit: one round trip. On MySQL/MariaDB and SQLite it is ``decide`` itself between a
+    locking statement, one read and the writes: 3 or 4 statements and a COMMIT. Deadlocks and
+    serialisation failures are retried until ``timeout`` seconds have passed; then, and for
+    every other database error, :class:`StoreError` (fail closed). A call whose reply was lost
+    is not retried: an accepted code is then spent.
 
     Every call ends within ``timeout`` plus what the driver adds: row-lock waits are bounded on
     the server (PostgreSQL ``lock_timeout``; MySQL/MariaDB ``innodb_lock_wait_timeout``, whole
@@ -257,7 +408,7 @@ class SQLStore:
     (``connect_timeout`` in the URL).
     """
 
-    __slots__ = ("_dialect", "_engine", "_mariadb", "_timeout")
+    __slots__ = ("_dialect", "_engine", "_timeout")
 
     def __init__(self, engine: Engine, *, timeout: float = 5.0, create: bool = True) -> None:
         if not isinstance(engine, Engine):
@@ -281,7 +432,6 @@ class SQLStore:
             )
         self._engine = engine
         self._dialect = name
-        self._mariadb = bool(getattr(engine.dialect, "is_mariadb", False))
         self._timeout = float(timeout)
         if create:
             self._create()
@@ -290,12 +440,18 @@ class SQLStore:
         return f"SQLStore(dialect={self._dialect!r})"
 
     def _create(self) -> None:
-        try:
+        def create() -> None:
             metadata.create_all(self._engine, checkfirst=True)
+            if self._dialect == "postgresql":  # after_create runs only for new tables
+                with self._engine.begin() as conn:
+                    conn.execute(_FUNCTION_DDL)
+
+        try:
+            create()
         except sa.exc.SQLAlchemyError:
             # Another process may have created them between the check and the CREATE.
             try:
-                metadata.create_all(self._engine, checkfirst=True)
+                create()
             except sa.exc.SQLAlchemyError as exc:
                 raise self._fail(exc) from exc
 
@@ -324,6 +480,11 @@ class SQLStore:
                 pause = min(pause * 2, 0.05)
             except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
                 raise self._fail(exc) from exc
+
+    @property
+    def _mariadb(self) -> bool:
+        # Known only once the dialect has met the server (after the first connection).
+        return bool(getattr(self._engine.dialect, "is_mariadb", False))
 
     def _bound_waits(self, conn: Connection, deadline: float) -> None:
         """Bound this transaction's lock waits by what is left of the deadline."""
@@ -383,8 +544,59 @@ class SQLStore:
         else:
             conn.execute(table.insert().values({**where, **values}))
 
+    def _settle_postgresql(self, attempt: Attempt) -> Settlement:
+        """Settle with the store's function: one statement in autocommit, one round trip."""
+        policy = attempt.policy
+        params = {
+            "user": attempt.user,
+            "source": attempt.source,
+            "credential": attempt.credential,
+            "kind": attempt.kind,
+            "claim": attempt.claim,
+            "failure": attempt.failure,
+            "now": float(attempt.now),
+            "keep": float(attempt.keep_until),
+            "longest": float(policy.longest_wait),
+            "schedule": list(policy.schedule),
+            "max": policy.max_failures,
+            "lock": float(policy.lock_duration),
+            "pair_schedule": list(policy.source_schedule),
+            "pair_max": policy.source_max_failures,
+            "pair_lock": float(policy.source_lock_duration),
+        }
+        deadline = time.monotonic() + self._timeout
+        pause = 0.002
+        while True:
+            left = max(deadline - time.monotonic(), 0.001)
+            params["lock_timeout"] = f"{max(1, math.ceil(left * 1000))}ms"
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                    row = conn.execute(_CALL, params).one()
+                break
+            except sa.exc.SQLAlchemyError as exc:
+                if not _retryable(exc, self._dialect) or deadline - time.monotonic() <= pause:
+                    raise self._fail(exc) from exc
+                time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter
+                pause = min(pause * 2, 0.05)
+            except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
+                raise self._fail(exc) from exc
+        reason, retry, failures, locked = row
+        if reason not in _REASONS or type(failures) is not int or type(locked) is not bool:
+            raise StoreError("the SQL store gave an unexpected reply; the verification was refused")
+        if reason == "throttled" and not (isinstance(retry, float) and retry > 0):
+            raise StoreError("the SQL store gave an unexpected reply; the verification was refused")
+        return Settlement(
+            reason=reason,
+            retry_after=retry if reason == "throttled" else None,
+            failures=failures,
+            locked=locked,
+        )
+
     def settle(self, attempt: Attempt) -> Settlement:
-        """Decide one attempt in one transaction (see ``decide``)."""
+        """Decide one attempt in one transaction (see ``decide``); one statement on PostgreSQL."""
+        if self._dialect == "postgresql":
+            return self._settle_postgresql(attempt)
         user, source, credential = attempt.user, attempt.source, attempt.credential
 
         def work(conn: Connection, deadline: float) -> Settlement:
