@@ -126,6 +126,7 @@ budgets: Final = sa.Table(
     sa.Column("blocked_until", sa.Double, nullable=False),
     sa.Column("keep_until", sa.Double, nullable=False),
     comment="isoms-otp: one OTP failure budget per user (also each user's row lock)",
+    mysql_engine="InnoDB",  # row locks and transactions; MyISAM has neither
 )
 sources: Final = sa.Table(
     "isoms_otp_sources",
@@ -136,6 +137,7 @@ sources: Final = sa.Table(
     sa.Column("blocked_until", sa.Double, nullable=False),
     sa.Column("keep_until", sa.Double, nullable=False),
     comment="isoms-otp: one first-factor failure budget per (user, source)",
+    mysql_engine="InnoDB",
 )
 marks: Final = sa.Table(
     "isoms_otp_marks",
@@ -146,6 +148,7 @@ marks: Final = sa.Table(
     sa.Column("hotp", _Counter(), nullable=True),
     sa.Column("keep_until", sa.Double, nullable=False),
     comment="isoms-otp: replay high-water marks per (user, credential)",
+    mysql_engine="InnoDB",
 )
 recovery: Final = sa.Table(
     "isoms_otp_recovery",
@@ -154,6 +157,7 @@ recovery: Final = sa.Table(
     sa.Column("set_id", _Key(), nullable=False),
     sa.Column("used", sa.Text, nullable=False),
     comment="isoms-otp: which codes of the user's recovery-code set were used",
+    mysql_engine="InnoDB",
 )
 
 #: The rules of ``decide`` as one PostgreSQL function, so that a settle is one statement (one
