@@ -180,6 +180,13 @@ def test_other_dialects_refused(tmp_path: Path) -> None:
         SQLStore(engine)
 
 
+def test_in_memory_sqlite_refused() -> None:
+    """An in-memory SQLite engine (a database per thread) is refused: races would pass unseen."""
+    engine = sa.create_engine("sqlite://")
+    with pytest.raises(ConfigurationError, match="in-memory SQLite"):
+        SQLStore(engine)
+
+
 def test_long_pool_wait_refused(tmp_path: Path) -> None:
     """A pool that may wait longer than the store's deadline is refused at construction."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")  # QueuePool, 30 s

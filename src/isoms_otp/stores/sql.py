@@ -427,6 +427,11 @@ class SQLStore:
                 f"SQLStore supports PostgreSQL, MySQL/MariaDB and SQLite, not {name!r}; use "
                 "one of those, or RedisStore or SQLiteStore"
             )
+        if name == "sqlite" and engine.url.database in (None, "", ":memory:"):
+            raise ConfigurationError(
+                "an in-memory SQLite engine gives every thread its own empty database; use a "
+                "file, or SQLiteStore(':memory:') in tests"
+            )
         checkout = getattr(engine.pool, "timeout", None)
         if callable(checkout) and checkout() > timeout:
             raise ConfigurationError(
