@@ -251,6 +251,7 @@ def cut_replication(primary: RedisNode, replica: RedisNode) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # a failover that never ends must not hang the suite
 def test_failover_loses_an_unreplicated_mark_unless_durable(
     own_sentinel_group: SentinelGroup,
 ) -> None:
@@ -272,6 +273,7 @@ def test_failover_loses_an_unreplicated_mark_unless_durable(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_failover_keeps_every_acknowledged_durable_mark(
     own_sentinel_group: SentinelGroup,
 ) -> None:

@@ -206,6 +206,7 @@ def own_server(request: pytest.FixtureRequest) -> PostgresServer | MariaDBServer
     return found
 
 
+@pytest.mark.timeout(300)  # a server that never comes back must not hang the suite
 def test_server_killed_mid_load_and_restarted(own_server: PostgresServer | MariaDBServer) -> None:
     """The server is crashed (SIGKILL) under load and started again: every call in the outage
     is a StoreError within its deadline, and every code acknowledged as accepted before the
@@ -331,6 +332,7 @@ class Fleet:
         assert [0] * PROCESSES == [worker.returncode for worker in self.workers]
 
 
+@pytest.mark.timeout(300)
 def test_races_from_8_processes_of_4_threads(engine: sa.Engine) -> None:
     """32 requests at once from 8 processes of 4 threads each, on the real server:
 
