@@ -354,3 +354,29 @@ def test_races_from_8_processes_of_4_threads(engine: sa.Engine) -> None:
     assert Counter({"invalid": 32}) == guesses
     assert 32 == SQLStore(engine, create=False).snapshot("bob").budget.failures
     assert Counter({"invalid": 5, "throttled": 27}) == limited
+
+
+def test_serialisation_failures_are_retried(postgres_session: PostgresServer) -> None:
+    """Under SERIALIZABLE, concurrent settles of one user fail with 40001; the store retries
+    them, so 16 threads with one code still get one "accepted" and 15 "replayed", no error."""
+    from isoms_otp._contract import run_together  # noqa: PLC0415
+
+    engine = sa.create_engine(
+        postgres_session.url, pool_size=16, pool_timeout=2,
+        connect_args={"options": "-c default_transaction_isolation=serializable"},
+    )  # fmt: skip
+    sql_store.metadata.create_all(engine)
+    empty(engine)
+    retried: list[str] = []
+
+    def record(context: Any) -> None:
+        if getattr(context.original_exception, "sqlstate", None) == "40001":
+            retried.append("40001")
+
+    sa.event.listen(engine, "handle_error", record)
+    store, totp = SQLStore(engine, create=False), TOTP(SECRET)
+    verifier, code = make(store), totp.generate(START)
+    reasons = run_together(16, lambda _: verifier.verify("alice", totp, code))
+    assert Counter({"accepted": 1, "replayed": 15}) == reasons
+    assert retried  # the retry path was taken, not just a lucky ordering
+    engine.dispose()
