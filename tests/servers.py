@@ -58,9 +58,13 @@ def postgres_bin(name: str) -> str:
 
 
 def free_port(*, bus: bool = False) -> int:
-    """Return a loopback port that is free now (and, with ``bus``, port + 10000 too)."""
+    """Return a loopback port that is free now (and, with ``bus``, port + 10000 too).
+
+    Below Linux's ephemeral range (32768 and up), so that no outgoing connection of another
+    process takes it between this probe and the server's bind.
+    """
     for _attempt in range(200):
-        port = random.randint(20_000, 45_000) if bus else 0
+        port = random.randint(20_000, 32_000)
         wanted = [port, port + 10_000] if bus else [port]
         probes: list[socket.socket] = []
         try:
