@@ -6,6 +6,7 @@ Optional extra ``isoms-otp[sql]`` (SQLAlchemy 2, psycopg 3, PyMySQL). The tables
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -359,6 +360,21 @@ def _snapshot(row: Any) -> tuple[Snapshot, tuple[bool, bool, bool]]:
     return state, (values[4] is not None, values[8] is not None, values[12] is not None)
 
 
+@functools.lru_cache(maxsize=64)
+def _mysql_lock(seconds: int) -> sa.TextClause:
+    """Return the MySQL/MariaDB lock statement (on MariaDB, ``seconds > 0``, with its lock wait).
+
+    One text clause per wait, built once, so SQLAlchemy's statement cache keeps it compiled.
+    """
+    sql = (
+        "INSERT INTO isoms_otp_budgets (user_id, failures, blocked_until, keep_until) "
+        "VALUES (:user, 0, 0, 0) ON DUPLICATE KEY UPDATE user_id = user_id"
+    )
+    if seconds:
+        sql = f"SET STATEMENT innodb_lock_wait_timeout={seconds} FOR {sql}"
+    return sa.text(sql).bindparams(sa.bindparam("user", type_=_Key()))
+
+
 class _Retry(Exception):  # noqa: N818 - a signal, not an error a caller sees
     """The transaction met a row that moved under it; run it again."""
 
@@ -524,15 +540,8 @@ class SQLStore:
             lite = sqlite_dialect.insert(budgets).values(values)
             conn.execute(lite.on_conflict_do_nothing(index_elements=[budgets.c.user_id]))
         else:
-            my = mysql.insert(budgets).values(values)
-            statement = my.on_duplicate_key_update(user_id=budgets.c.user_id)
-            if self._mariadb:
-                seconds = max(1, math.ceil(deadline - time.monotonic()))
-                compiled = statement.compile(dialect=self._engine.dialect)
-                sql = f"SET STATEMENT innodb_lock_wait_timeout={seconds} FOR {compiled}"
-                conn.exec_driver_sql(sql, compiled.construct_params())
-            else:
-                conn.execute(statement)
+            seconds = max(1, math.ceil(deadline - time.monotonic()))
+            conn.execute(_mysql_lock(seconds if self._mariadb else 0), {"user": user})
 
     def _write(
         self,
