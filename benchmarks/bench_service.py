@@ -14,7 +14,7 @@ straightforward hand-written table (``SELECT ... FOR UPDATE``, compare, ``UPDATE
 Throughput runs 1, 2 and 4 processes per store, each verifying new users for a fixed time.
 
 Not measured here (yet): django-otp's ``verify_token`` on the same database, which needs a Django
-project with its migrations; see the report in CHANGELOG/issue 13.
+project with its migrations (docs/performance.md says what this leaves unchecked).
 """
 
 from __future__ import annotations
