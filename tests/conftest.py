@@ -23,6 +23,9 @@ from hypothesis import settings
 settings.register_profile("isoms-otp", deadline=None)
 settings.load_profile("isoms-otp")
 
+#: The PostgreSQL, MariaDB, Redis Cluster and Sentinel fixtures (tests/servers.py).
+pytest_plugins = ["servers"]
+
 #: Debian's package installs it here; `.ci/run` installs the package when it is missing.
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 #: How long a freshly started server may take to answer PING before the suite gives up.

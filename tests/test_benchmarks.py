@@ -116,3 +116,21 @@ def test_verifier_benchmark_quick(tmp_path: Path) -> None:
     implementations = {row["implementation"] for row in document["results"]}
     assert "Verifier.verify, right code (accepted)" in implementations
     assert 5 == len(document["targets"])
+
+
+@pytest.mark.servers
+@pytest.mark.slow
+def test_service_benchmark_quick(tmp_path: Path) -> None:
+    """bench_service.py --quick times every store on real servers and writes its targets."""
+    out = tmp_path / "service.json"
+    result = run("bench_service.py", out)
+    assert 0 == result.returncode, result.stderr
+    document = load(out)
+    keys = {"benchmark", "isoms_otp", "machine", "settings", "results", "throughput", "targets"}
+    assert keys == set(document)
+    variants = {"MemoryStore", "SQLiteStore", "SQLStore-PostgreSQL", "SQLStore-MariaDB"}
+    assert variants | {"RedisStore"} == {row["variant"] for row in document["results"]}
+    for row in document["results"]:
+        assert ROW_KEYS == set(row)
+    assert {"1", "2", "4"} == set(document["throughput"]["SQLStore-PostgreSQL"])
+    assert 6 == len(document["targets"])

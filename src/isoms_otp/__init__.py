@@ -1,8 +1,8 @@
 """isoms-otp: TOTP/HOTP (RFC 6238 / RFC 4226) for the iSOMS sign-in, with replay protection.
 
 Public names are re-exported here; the modules behind them are private unless documented.
-Names that need an optional extra (``RedisStore``, ``Keyring``) are resolved on first use, so that
-``import isoms_otp`` and ``from isoms_otp import *`` work without it. They are left out of
+Names that need an optional extra (``RedisStore``, ``SQLStore``, ``Keyring``) are resolved on
+first use, so that ``import isoms_otp`` and ``from isoms_otp import *`` work without it. They are left out of
 ``__all__`` on purpose: a star import resolves every name in it, and would raise
 :class:`MissingExtraError`. Import them by name (``from isoms_otp import RedisStore``).
 """
@@ -37,6 +37,7 @@ from .verifier import IssuedCodes, Verdict, Verifier
 if TYPE_CHECKING:
     from .sealing import Keyring as Keyring
     from .stores.redis import RedisStore as RedisStore
+    from .stores.sql import SQLStore as SQLStore
 
 __version__ = "0.1.0"
 
@@ -81,6 +82,7 @@ __all__ = [
 _LAZY_NAMES: Final[dict[str, str]] = {
     "Keyring": ".sealing",
     "RedisStore": ".stores.redis",
+    "SQLStore": ".stores.sql",
 }
 
 

@@ -111,7 +111,9 @@ def run(store: Store, sequence: list[tuple[Any, ...]]) -> list[object]:
     clock = FakeClock(START)
     verifier = Verifier(store, clock=clock, policy=POLICY)
     answers = [apply(verifier, clock, operation) for operation in sequence]
-    return [answer if isinstance(answer, (Verdict, Settlement)) else None for answer in answers]
+    return [
+        answer if isinstance(answer, (Verdict, Settlement, int)) else None for answer in answers
+    ]
 
 
 @pytest.mark.redis
@@ -131,3 +133,29 @@ def test_memory_and_redis_agree(redis_url: str) -> None:
 
     agree()
     store.close()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_memory_and_sql_agree(request: pytest.FixtureRequest, server: str) -> None:
+    """SQLStore (PostgreSQL's function, MariaDB's transaction) gives decide()'s verdicts, waits
+    and prune counts."""
+    import sqlalchemy as sa  # noqa: PLC0415 - the sql extra, needed only here
+
+    from isoms_otp import SQLStore  # noqa: PLC0415
+    from isoms_otp.stores import sql as sql_store  # noqa: PLC0415
+
+    url = request.getfixturevalue(f"{server}_session").url
+    engine = sa.create_engine(url, pool_timeout=2)
+    store = SQLStore(engine)
+
+    @settings(max_examples=40, deadline=None)
+    @given(operations)
+    def agree(sequence: list[tuple[Any, ...]]) -> None:
+        with engine.begin() as conn:
+            for table in reversed(sql_store.metadata.sorted_tables):
+                conn.execute(table.delete())
+        assert run(MemoryStore(), sequence) == run(store, sequence)
+
+    agree()
+    engine.dispose()

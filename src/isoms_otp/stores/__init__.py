@@ -1,8 +1,9 @@
-"""Stores for replay marks and failure counts: one contract (``Store``), three backends.
+"""Stores for replay marks and failure counts: one contract (``Store``), four backends.
 
-``MemoryStore`` (one process), ``SQLiteStore`` (one machine, the default) and ``RedisStore``
-(several machines; needs ``pip install 'isoms-otp[redis]'``, imported only when first used, and
-so not in ``__all__``: ``from isoms_otp.stores import *`` must work without the extra).
+``MemoryStore`` (one process), ``SQLiteStore`` (one machine, the default), ``SQLStore`` (the
+application's PostgreSQL or MySQL/MariaDB; ``pip install 'isoms-otp[sql]'``) and ``RedisStore``
+(a fleet; ``pip install 'isoms-otp[redis]'``); the last two are imported only when first used,
+and so not in ``__all__``: ``from isoms_otp.stores import *`` must work without the extras.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from .redis import RedisStore as RedisStore
+    from .sql import SQLStore as SQLStore
 
 __all__ = [
     "Attempt",
@@ -61,6 +63,7 @@ __all__ = [
 #: this package. Not in ``__all__``, which a star import resolves eagerly.
 _LAZY_NAMES: Final[dict[str, str]] = {
     "RedisStore": ".redis",
+    "SQLStore": ".sql",
 }
 
 

@@ -25,6 +25,9 @@ from ._base import (
 try:
     import redis
     from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
+    from redis.commands.core import Script
+    from redis.exceptions import MovedError, NoScriptError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise MissingExtraError(
@@ -240,6 +243,14 @@ def _higher(a: int | None, b: int | None) -> int | None:
     return a if b is None else max(a, b)
 
 
+def _check_seconds(name: str, value: object) -> None:
+    """Refuse a time-out that is not a number of seconds from 0 (excluded) to 600."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not 0 < value <= 600:
+        raise ConfigurationError(f"{name} must be from 0 to 600 seconds (got {value!r})")
+
+
 def _text(value: float) -> str:
     """Format a time so the script reads back exactly the same double."""
     return repr(float(value))
@@ -266,6 +277,11 @@ def _glob(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
+#: How many times a durable call resends a script the server says it did not run (NOSCRIPT
+#: after a restart or failover; MOVED after a cluster's slots moved).
+_RESENDS: Final = 3
+
+
 class RedisStore:
     """A store in Redis, shared by every backend server that uses the same Redis.
 
@@ -281,23 +297,40 @@ class RedisStore:
     ``legacy_prefix`` names where version-1 stores kept one hash per user (``isoms-otp:user:``):
     its marks are read, never written, as a floor for every credential, so that a rolling
     upgrade reopens no code; pass ``None`` once no version-1 key can be left (and always on
-    Redis Cluster, where that key lies in another slot).
+    Redis Cluster, where that key lies in another slot: a cluster client with a legacy prefix is
+    a :class:`ConfigurationError`).
 
-    ``client`` is a ``redis.Redis`` (either ``decode_responses`` setting works); prefer
-    :meth:`from_url`, which sets time-outs and turns off redis-py's automatic retries (a retried
-    script could count one failure twice). Every Redis error or time-out raises
-    :class:`StoreError`; a reply that was lost after the script ran means the code is spent and
-    the user types the next one (fail closed).
+    ``client`` is a ``redis.Redis`` (either ``decode_responses`` setting works), a Sentinel
+    client (``redis.sentinel.Sentinel(...).master_for(name)``) or a
+    ``redis.cluster.RedisCluster``. Prefer :meth:`from_url`, which sets time-outs and turns off
+    redis-py's automatic retries (a retried script could count one failure twice); build your
+    own clients with ``retry=Retry(NoBackoff(), 0)`` and socket time-outs. Every Redis error or
+    time-out raises :class:`StoreError`; a reply that was lost after the script ran means the
+    code is spent and the user types the next one (fail closed).
+
+    Replication is asynchronous: a primary that dies right after a verification may take the
+    new mark (and the failure counts) with it when a replica is promoted. With ``durable=True``
+    each settle's script is followed, on the same connection and in the same round trip, by
+    ``WAIT 1`` (``WAITAOF 0 1`` on servers that have it, Redis 7.2 and newer: the replica's AOF
+    must then be on): unless at least one replica acknowledged the write within
+    ``durable_timeout`` seconds the call raises :class:`StoreError`. The script has run by then,
+    so an accepted code is spent on the primary; the user types the next code. This narrows the
+    loss window to what Redis itself can lose after a replica acknowledged (see the ``WAIT``
+    documentation); it costs a replica's latency on every verification and refuses every
+    sign-in while no replica answers. ``reset`` is not waited for (losing one leaves a user
+    locked: the safe direction).
     """
 
-    __slots__ = ("_client", "_legacy", "_prefix", "_settle")
+    __slots__ = ("_client", "_durable", "_legacy", "_prefix", "_settle", "_wait_ms", "_waitaof")
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         *,
         prefix: str = "isoms-otp:v2:",
         legacy_prefix: str | None = LEGACY_PREFIX,
+        durable: bool = False,
+        durable_timeout: float = 0.5,
     ) -> None:
         if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError(
@@ -305,9 +338,20 @@ class RedisStore:
             )
         if legacy_prefix is not None and (not isinstance(legacy_prefix, str) or not legacy_prefix):
             raise ConfigurationError("legacy_prefix must be a non-empty str or None")
+        if legacy_prefix is not None and isinstance(client, RedisCluster):
+            raise ConfigurationError(
+                "on Redis Cluster pass legacy_prefix=None: version-1 keys lie in other hash "
+                "slots, so one script cannot read them (see docs/stores.md on upgrading)"
+            )
+        if not isinstance(durable, bool):
+            raise TypeError(f"durable must be True or False, not {type(durable).__name__}")
+        _check_seconds("durable_timeout", durable_timeout)
         self._client = client
         self._prefix = prefix
         self._legacy = legacy_prefix
+        self._durable = durable
+        self._wait_ms = max(1, math.ceil(durable_timeout * 1000))  # WAIT 0 would wait for ever
+        self._waitaof: bool | None = None  # found out on the first durable call
         try:
             self._settle = client.register_script(_SETTLE)
         except AttributeError:
@@ -323,17 +367,16 @@ class RedisStore:
         prefix: str = "isoms-otp:v2:",
         legacy_prefix: str | None = LEGACY_PREFIX,
         timeout: float = 2.0,
+        durable: bool = False,
         **options: Any,
     ) -> RedisStore:
         """Connect to ``url`` (``redis://``, ``rediss://`` or ``unix://``) with ``timeout`` seconds.
 
         ``options`` go to ``redis.Redis.from_url``. No connection is made until first use, so a
         wrong URL or a down server surfaces as :class:`StoreError` from the first verification.
+        With ``durable=True`` a replica gets half of ``timeout`` to acknowledge each settle.
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-        if not 0 < timeout <= 600:
-            raise ConfigurationError(f"timeout must be from 0 to 600 seconds (got {timeout!r})")
+        _check_seconds("timeout", timeout)
         options.setdefault("socket_timeout", timeout)
         options.setdefault("socket_connect_timeout", timeout)
         options.setdefault("retry", Retry(NoBackoff(), 0))
@@ -344,10 +387,67 @@ class RedisStore:
             raise ConfigurationError(
                 "url must be redis://[user:password@]host[:port][/db], rediss://... or unix://..."
             ) from exc
-        return cls(client, prefix=prefix, legacy_prefix=legacy_prefix)
+        return cls(
+            client,
+            prefix=prefix,
+            legacy_prefix=legacy_prefix,
+            durable=durable,
+            durable_timeout=timeout / 2,
+        )
 
     def __repr__(self) -> str:
-        return f"RedisStore(prefix={self._prefix!r})"
+        durable = ", durable=True" if self._durable else ""
+        return f"RedisStore(prefix={self._prefix!r}{durable})"
+
+    def _run(self, script: Script, keys: list[str], args: list[str]) -> Any:
+        """Run ``script``; when durable, wait for a replica in the same round trip."""
+        if not self._durable:
+            return script(keys=keys, args=args)
+        # WAIT counts the writes of its own connection, so it must follow the script on the
+        # connection that ran it: a pipeline of two commands on the keys' node makes sure.
+        for _attempt in range(_RESENDS):
+            node = self._node(keys[0])
+            pipe = node.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            if self._has_waitaof(node):
+                # redis-py < 5 has no waitaof(); the raw command works with every version.
+                pipe.execute_command("WAITAOF", 0, 1, self._wait_ms)  # type: ignore[no-untyped-call]
+            else:
+                pipe.wait(1, self._wait_ms)
+            reply, acknowledged = pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):  # not run: load it and send it again
+                node.script_load(script.script)
+                continue
+            if isinstance(reply, MovedError) and isinstance(self._client, RedisCluster):
+                self._client.nodes_manager.initialize()  # not run: the slot moved
+                continue
+            for result in (reply, acknowledged):
+                if isinstance(result, Exception):
+                    raise result
+            replicas = acknowledged[1] if isinstance(acknowledged, list) else acknowledged
+            if not isinstance(replicas, int) or replicas < 1:
+                raise StoreError(
+                    "no Redis replica acknowledged the write in time (durable=True); the "
+                    "verification was refused and a code it used is spent"
+                )
+            return reply
+        raise StoreError("the Redis server kept refusing the script; the verification was refused")
+
+    def _node(self, key: str) -> redis.Redis:
+        """Return the plain client of the server that holds ``key``."""
+        if isinstance(self._client, RedisCluster):
+            node = self._client.get_node_from_key(key)
+            found: redis.Redis = self._client.get_redis_connection(node)
+            return found
+        return self._client
+
+    def _has_waitaof(self, node: redis.Redis) -> bool:
+        """Whether the server knows WAITAOF (Redis 7.2+); asked once per store."""
+        if self._waitaof is None:
+            version = str(node.info("server").get("redis_version", "0"))
+            parts = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+            self._waitaof = parts >= (7, 2)
+        return self._waitaof
 
     def _fail(self, exc: Exception) -> StoreError:
         return StoreError(
@@ -382,7 +482,7 @@ class RedisStore:
         ]
         keys = self._keys(attempt.user, attempt.source, kind, attempt.credential)
         try:
-            reply = self._settle(keys=keys, args=args)
+            reply = self._run(self._settle, keys, args)
         except (redis.RedisError, ValueError, TypeError) as exc:
             raise self._fail(exc) from exc
         return _settlement(reply)
