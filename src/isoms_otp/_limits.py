@@ -50,6 +50,11 @@ MAX_TOTP_WINDOW: Final = 10
 #: Largest HOTP look-ahead, in counter values (the same trade-off as the TOTP window).
 MAX_LOOK_AHEAD: Final = 100
 
+#: The longest deadline a store accepts per call, in seconds (``SQLiteStore(timeout=...)``,
+#: ``RedisStore.from_url(timeout=...)``, a Redis client's socket time-out): past ten minutes a
+#: stuck store holds a sign-in longer than anyone waits for it.
+MAX_STORE_TIMEOUT: Final = 600.0
+
 #: Largest PNG scale of a QR code (pixels per module); a 2048-character URI then makes a
 #: 5920-pixel image.
 MAX_QR_SCALE: Final = 32
