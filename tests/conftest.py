@@ -159,6 +159,26 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def redis_servers(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Return a function that starts a private redis-server with extra arguments.
+
+    ``redis_servers("--appendonly", "yes")`` starts one (see :func:`start_redis`); every server
+    started is stopped after the test.
+    """
+    started: list[RedisServer] = []
+
+    def start(*extra: str) -> RedisServer:
+        directory = tmp_path / f"redis-{len(started)}"
+        directory.mkdir()
+        started.append(start_redis(directory, *extra))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
 def redis_cluster(tmp_path: Path) -> Iterator[RedisServer]:
     """A one-node Redis Cluster (cluster mode, every slot on this node)."""
     import redis  # noqa: PLC0415 - the optional extra, needed only by Redis tests
