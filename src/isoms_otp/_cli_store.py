@@ -21,10 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
+from ._limits import MAX_FAILURES_CEILING, whole_number
 from .exceptions import ConfigurationError
 from .stores._base import Budget, Mark, Snapshot, Store, StoreFinding, blocked_until
 from .stores.sqlite import SQLiteStore
-from .throttle import MAX_FAILURES_CEILING, ThrottlePolicy
+from .throttle import ThrottlePolicy
 from .verifier import Verifier, _check_source, _check_user
 
 __all__ = ["COMMANDS", "ENV_STORE", "add_store_commands", "open_store", "run"]
@@ -163,9 +164,10 @@ def add_store_commands(subparsers: Any) -> None:
 
 
 def _failures(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_FAILURES_CEILING):
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_FAILURES_CEILING}")
-    return int(text)
+    try:
+        return whole_number(text, 1, MAX_FAILURES_CEILING)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _url(args: argparse.Namespace) -> str:
