@@ -85,8 +85,12 @@ def _answers(port: int) -> bool:
     return False
 
 
-def start_redis(directory: Path) -> RedisServer:
-    """Start redis-server on a free loopback port; fail the test (never skip) if it cannot."""
+def start_redis(directory: Path, *extra: str) -> RedisServer:
+    """Start redis-server on a free loopback port; fail the test (never skip) if it cannot.
+
+    ``extra`` arguments follow the defaults (no persistence) and override them, such as
+    ``"--appendonly", "yes"`` or ``"--cluster-enabled", "yes"``.
+    """
     if not Path(REDIS_SERVER).exists():
         pytest.fail(
             "redis-server is not installed; install Debian's package: apt-get install redis-server"
@@ -103,6 +107,7 @@ def start_redis(directory: Path) -> RedisServer:
                 "--daemonize", "no",
                 "--dir", str(directory),
                 "--loglevel", "warning",
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -154,6 +159,49 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server = start_redis(tmp_path)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_servers(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Return a function that starts a private redis-server with extra arguments.
+
+    ``redis_servers("--appendonly", "yes")`` starts one (see :func:`start_redis`); every server
+    started is stopped after the test.
+    """
+    started: list[RedisServer] = []
+
+    def start(*extra: str) -> RedisServer:
+        directory = tmp_path / f"redis-{len(started)}"
+        directory.mkdir()
+        started.append(start_redis(directory, *extra))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisServer]:
+    """A one-node Redis Cluster (cluster mode, every slot on this node)."""
+    import redis  # noqa: PLC0415 - the optional extra, needed only by Redis tests
+
+    server = start_redis(
+        tmp_path,
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", str(tmp_path / "nodes.conf"),
+    )  # fmt: skip
+    try:
+        with redis.Redis(port=server.port, socket_timeout=5) as admin:
+            admin.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while b"cluster_state:ok" not in admin.execute_command("CLUSTER", "INFO"):
+                if time.monotonic() > deadline:
+                    pytest.fail("the one-node Redis Cluster did not reach cluster_state:ok")
+                time.sleep(0.02)
+        yield server
+    finally:
+        server.stop()
 
 
 class CopyCounter:

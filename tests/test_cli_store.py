@@ -412,3 +412,62 @@ def test_open_store_in_process(db: tuple[Path, SQLiteStore]) -> None:
         assert 2 == opened.snapshot("alice").budget.failures
     finally:
         opened.close()
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_sqlite(cli: Run, db: tuple[Path, SQLiteStore]) -> None:
+    """Findings print one a line (severity, rule, message); only a serious one exits 1."""
+    path, store = db
+    fill(store)
+    for each in path.parent.glob("otp.sqlite3*"):
+        each.chmod(0o600)
+    done = cli("check", "--store", f"sqlite:///{path}")
+    assert (0, "") == (done.returncode, done.stderr)
+    lines = done.stdout.splitlines()
+    assert lines == ["no findings"] or all(line.split("  ")[0] != "serious" for line in lines)
+    path.chmod(0o666)
+    done = cli("check", "--store", f"sqlite:///{path}")
+    assert (1, "") == (done.returncode, done.stderr)
+    assert "serious  writable-by-others  " in done.stdout
+    report = json.loads(cli("check", "--json", env={"ISOMS_OTP_STORE": f"sqlite:///{path}"}).stdout)
+    assert report["serious"] >= 1
+    assert {"severity": "serious", "rule": "writable-by-others"} == {
+        key: report["findings"][0][key] for key in ("severity", "rule")
+    }
+
+
+@pytest.mark.redis
+def test_check_redis(cli: Run, redis_servers: Callable[..., Any]) -> None:
+    """A Redis without persistence is serious (exit 1); one with AOF has nothing to say."""
+    bare = redis_servers()
+    done = cli("check", env={"ISOMS_OTP_STORE": bare.url})
+    assert (1, "") == (done.returncode, done.stderr)
+    assert done.stdout.startswith("serious  no-persistence  neither AOF nor RDB")
+    durable = redis_servers("--appendonly", "yes")
+    done = cli("check", "--store", durable.url)
+    assert (0, "no findings\n", "") == (done.returncode, done.stdout, done.stderr)
+    assert {"findings": [], "serious": 0} == ok_json(cli, "check", "--store", durable.url)
+
+
+def test_check_of_an_unreachable_redis_is_serious(cli: Run) -> None:
+    """Nothing checked is not "no findings": exit 1, and the password is not shown."""
+    done = cli("check", "--store", "redis://:hunter2@127.0.0.1:1/0")
+    assert (1, "") == (done.returncode, done.stderr)
+    assert "serious  unreachable  could not reach Redis" in done.stdout
+    assert "hunter2" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("check",), "say which store"),
+        (("check", "--store", "mysql://x"), "must start with sqlite:///"),
+        (("check", "--store", "sqlite:///no/such/file"), "no SQLite store at"),
+    ],
+    ids=["no-store", "other-scheme", "missing-file"],
+)
+def test_check_errors_exit_2(cli: Run, args: tuple[str, ...], message: str) -> None:
+    """What stops the check from running is one line on stderr and exit 2."""
+    assert message in one_error(cli, *args)

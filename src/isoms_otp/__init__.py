@@ -2,8 +2,8 @@
 
 Public names are re-exported here; the modules behind them are private unless documented.
 Names that need an optional extra (``RedisStore``, ``SQLStore``, ``Keyring``) are resolved on
-first use, so that ``import isoms_otp`` and ``from isoms_otp import *`` work without it. They are left out of
-``__all__`` on purpose: a star import resolves every name in it, and would raise
+first use, so that ``import isoms_otp`` and ``from isoms_otp import *`` work without it. They
+are left out of ``__all__`` on purpose: a star import resolves every name in it, and would raise
 :class:`MissingExtraError`. Import them by name (``from isoms_otp import RedisStore``).
 """
 

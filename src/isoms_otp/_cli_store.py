@@ -1,4 +1,4 @@
-"""The operators' store commands of ``isoms-otp``: ``user status``, ``user unlock``, ``prune``.
+"""The operators' store commands of ``isoms-otp``: ``user``, ``prune`` and ``check``.
 
 ``isoms_otp.cli`` registers them with :func:`add_store_commands` and dispatches to
 :data:`COMMANDS`. Each reads the store named by ``--store URL`` (or the ``ISOMS_OTP_STORE``
@@ -21,10 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
+from ._limits import MAX_FAILURES_CEILING, whole_number
 from .exceptions import ConfigurationError
-from .stores._base import Budget, Mark, Snapshot, Store, blocked_until
+from .stores._base import Budget, Mark, Snapshot, Store, StoreFinding, blocked_until
 from .stores.sqlite import SQLiteStore
-from .throttle import MAX_FAILURES_CEILING, ThrottlePolicy
+from .throttle import ThrottlePolicy
 from .verifier import Verifier, _check_source, _check_user
 
 __all__ = ["COMMANDS", "ENV_STORE", "add_store_commands", "open_store", "run"]
@@ -50,6 +51,15 @@ example:
   isoms-otp prune --store sqlite:////var/lib/isoms/otp.sqlite3
 
 Run it from a periodic job for SQLite; Redis expires keys by itself (0)."""
+
+_CHECK_EPILOG: Final = """\
+examples:
+  isoms-otp check --store sqlite:////var/lib/isoms/otp.sqlite3
+  ISOMS_OTP_STORE=redis://:password@redis.internal:6379/0 isoms-otp check --json
+
+Each line is: severity, rule, what was found and how to fix it. Exit status:
+0 nothing serious, 1 a serious finding (replay marks or lock-outs can be
+lost), 2 an error. Nothing is changed."""
 
 
 def open_store(url: str) -> Store:
@@ -92,7 +102,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_store_commands(subparsers: Any) -> None:
-    """Add ``user`` (``status``, ``unlock``) and ``prune`` to the CLI's ``subparsers``."""
+    """Add ``user`` (``status``, ``unlock``), ``prune`` and ``check`` to ``subparsers``."""
     formatter = argparse.RawDescriptionHelpFormatter
     user = subparsers.add_parser(
         "user",
@@ -141,12 +151,23 @@ def add_store_commands(subparsers: Any) -> None:
         formatter_class=formatter,
     )
     _store_options(prune)
+    check = subparsers.add_parser(
+        "check",
+        help="find what in the store's deployment can lose replay marks or lock-outs",
+        description="Read the store's deployment (SQLite: filesystem, file modes, journal;\n"
+        "Redis: eviction, persistence, role) and print what can silently lose replay\n"
+        "marks or lock-outs. Nothing is changed.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=formatter,
+    )
+    _store_options(check)
 
 
 def _failures(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_FAILURES_CEILING):
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_FAILURES_CEILING}")
-    return int(text)
+    try:
+        return whole_number(text, 1, MAX_FAILURES_CEILING)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -183,6 +204,39 @@ def run(args: argparse.Namespace, _runtime: object = None) -> int:
     finally:
         store.close()
     return 0
+
+
+def check(args: argparse.Namespace, _runtime: object = None) -> int:
+    """Run ``check``: print the store's findings; return 1 if any is serious, else 0."""
+    store = open_store(_url(args))
+    try:
+        findings = _findings(store)
+    finally:
+        store.close()
+    serious = sum(finding.severity == "serious" for finding in findings)
+    report = {
+        "findings": [
+            {"severity": item.severity, "rule": item.rule, "message": item.message}
+            for item in findings
+        ],
+        "serious": serious,
+    }
+    lines = [f"{item.severity}  {item.rule}  {item.message}" for item in findings]
+    _emit(args.json, report, lines or ["no findings"])
+    return 1 if serious else 0
+
+
+def _findings(store: Store) -> list[StoreFinding]:
+    check_store: Callable[[], list[StoreFinding]] | None = getattr(store, "check", None)
+    if check_store is not None:
+        return list(check_store())
+    return [
+        StoreFinding(
+            rule="no-check",
+            severity="info",
+            message=f"{type(store).__name__} has no deployment check; nothing was checked",
+        )
+    ]
 
 
 def _budget(
@@ -281,4 +335,5 @@ def _emit(as_json: bool, value: dict[str, Any], lines: list[str]) -> None:
 COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Any], int]]] = {
     "user": run,
     "prune": run,
+    "check": check,
 }

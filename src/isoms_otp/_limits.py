@@ -11,6 +11,7 @@ never prints a number too large to print (see :func:`shown`).
 from __future__ import annotations
 
 import math
+import re
 from typing import Final
 
 from .exceptions import ConfigurationError
@@ -37,7 +38,8 @@ MAX_PERIOD: Final = 7 * 24 * 3600
 MAX_UNIX_SECONDS: Final = 2**53
 #: The latest TOTP t0 accepted.
 MAX_T0: Final = MAX_UNIX_SECONDS
-#: The latest time a Verifier's clock may return (past it, stores' float arithmetic is inexact).
+#: The latest time a Verifier's clock may return (Unix seconds, about 285 million years from
+#: 1970): every second up to it is exact as a float, and stores can add lock durations to it.
 MAX_CLOCK: Final = MAX_UNIX_SECONDS
 
 #: RFC 4226's moving factor is an 8-byte counter.
@@ -49,6 +51,27 @@ MAX_COUNTER: Final = 2**64 - 1
 MAX_TOTP_WINDOW: Final = 10
 #: Largest HOTP look-ahead, in counter values (the same trade-off as the TOTP window).
 MAX_LOOK_AHEAD: Final = 100
+
+#: The longest deadline a store accepts per call, in seconds (``SQLiteStore(timeout=...)``,
+#: ``RedisStore.from_url(timeout=...)``, a Redis client's socket time-out): past ten minutes a
+#: stuck store holds a sign-in longer than anyone waits for it.
+MAX_STORE_TIMEOUT: Final = 600.0
+
+#: The longest user (or source) key a store will track, in characters. Usernames and e-mail
+#: addresses fit.
+MAX_USER_LENGTH: Final = 256
+#: The widest HOTP resynchronisation search (RFC 4226 section 7.4 asks for a bound).
+MAX_RESYNC_WINDOW: Final = 10_000
+#: The most credentials one ``verify`` checks (each one adds to the odds of a guess).
+MAX_CREDENTIALS: Final = 16
+
+#: NIST SP 800-63B section 5.2.2: at most 100 consecutive failed attempts on one account.
+MAX_FAILURES_CEILING: Final = 100
+#: The most first-factor failures a ``(user, source)`` pair may make before it is locked.
+MAX_SOURCE_FAILURES: Final = 10
+#: The longest wait a throttle policy may set: ten years. Longer waits are a configuration
+#: mistake (``Verifier.reset`` unlocks early).
+MAX_WAIT_SECONDS: Final = 10 * 365 * 24 * 3600.0
 
 #: Largest PNG scale of a QR code (pixels per module); a 2048-character URI then makes a
 #: 5920-pixel image.
@@ -132,6 +155,33 @@ def seconds_in(
             f"{name} must {bounds or f'be from {low:g} to {high:g} seconds'} (got {got})"
         )
     return number
+
+
+_DECIMAL: Final = re.compile(r"[0-9]{1,20}")
+
+
+def whole_number(text: str, low: int, high: int) -> int:
+    """Return ``text``, a plain ASCII decimal from ``low`` to ``high``, as an int.
+
+    For command-line input: ``int()`` alone would take "+6", " 6" and non-ASCII digits.
+    :class:`ConfigurationError` says "must be a whole number from ``low`` to ``high``"; the
+    caller adds the name (argparse does).
+    """
+    if _DECIMAL.fullmatch(text) is None or not low <= int(text) <= high:
+        raise ConfigurationError(f"must be a whole number from {low} to {high}")
+    return int(text)
+
+
+def check_store_timeout(timeout: object) -> float:
+    """Validate a store's deadline per call: more than 0 and at most 600 seconds."""
+    return seconds_in(
+        timeout,
+        "timeout",
+        0.0,
+        MAX_STORE_TIMEOUT,
+        above_low=True,
+        bounds=f"be more than 0 and at most {MAX_STORE_TIMEOUT:g} seconds",
+    )
 
 
 def check_digits(digits: object) -> int:

@@ -47,6 +47,7 @@ from ._limits import (
     MAX_TOTP_WINDOW,
     MIN_DIGITS,
     MIN_SECRET_BYTES,
+    whole_number,
 )
 from ._secret import decode_secret, encode_secret, generate_secret, grouped_secret
 from ._totp import TOTP
@@ -83,7 +84,6 @@ MAX_REWRAP_LINE: Final = 4096
 #: How many refused lines ``keys rewrap`` names one by one; later ones are only counted.
 LISTED_REFUSALS: Final = 100
 _SCHEME: Final = "otpauth:"
-_DECIMAL: Final = re.compile(r"[0-9]{1,20}")
 _UNIX_SECONDS: Final = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
 _FILE_KINDS: Final = {"--svg": "SVG QR code", "--png": "PNG QR code", "--save-uri": "URI"}
 
@@ -197,10 +197,10 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
     """Return an argparse type for a plain ASCII decimal from ``low`` to ``high``."""
 
     def parse(text: str) -> int:
-        # int() alone would take "+6", " 6" and non-ASCII digits such as "٦".
-        if _DECIMAL.fullmatch(text) is None or not low <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
-        return int(text)
+        try:
+            return whole_number(text, low, high)
+        except ConfigurationError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 

@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ._limits import shown
-from .exceptions import ConfigurationError
+from ._limits import integer_in
 from .stores._base import Kind
 
 __all__ = [
@@ -264,8 +263,4 @@ class DriftMonitor:
 
 
 def _positive(value: object, name: str, high: int) -> int:
-    if type(value) is not int:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 1 <= value <= high:
-        raise ConfigurationError(f"{name} must be from 1 to {high} (got {shown(value)})")
-    return value
+    return integer_in(value, name, 1, high)

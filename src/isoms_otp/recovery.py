@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from hmac import compare_digest
 from typing import Any, Final
 
-from .exceptions import ConfigurationError, InvalidRecoveryCodesError
+from ._limits import integer_in
+from .exceptions import InvalidRecoveryCodesError
 
 __all__ = [
     "ALPHABET",
@@ -100,12 +101,7 @@ def normalize_recovery_code(code: str) -> str | None:
 
 
 def _check_count(count: object) -> int:
-    if type(count) is not int:
-        raise TypeError(f"count must be an int, not {type(count).__name__}")
-    if not 1 <= count <= MAX_COUNT:
-        got = "an int beyond 2**64" if count.bit_length() > 64 else repr(count)
-        raise ConfigurationError(f"count must be from 1 to {MAX_COUNT} (got {got})")
-    return count
+    return integer_in(count, "count", 1, MAX_COUNT)
 
 
 def _new_code() -> str:

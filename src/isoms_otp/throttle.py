@@ -4,38 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._limits import finite_seconds, shown
+from ._limits import (
+    MAX_FAILURES_CEILING,
+    MAX_SOURCE_FAILURES,
+    MAX_WAIT_SECONDS,
+    integer_in,
+    seconds_in,
+)
 from .exceptions import ConfigurationError
 
 __all__ = ["MAX_FAILURES_CEILING", "MAX_SOURCE_FAILURES", "ThrottlePolicy"]
 
-#: NIST SP 800-63B section 5.2.2: at most 100 consecutive failed attempts on one account.
-MAX_FAILURES_CEILING = 100
-#: Ten years: longer waits are a configuration mistake (use ``Verifier.reset`` to unlock early).
-_MAX_SECONDS = 10 * 365 * 24 * 3600.0
+# MAX_FAILURES_CEILING and MAX_SOURCE_FAILURES live in _limits with every other bound; they
+# stay importable from here, where they were first documented.
 
 
 def _seconds(value: object, name: str, *, positive: bool) -> float:
-    number = finite_seconds(value, name)
-    low_ok = number > 0 if positive else number >= 0
-    if not (low_ok and number <= _MAX_SECONDS):
-        floor = "greater than 0" if positive else "0 or more"
-        raise ConfigurationError(
-            f"{name} must be {floor} and at most {_MAX_SECONDS:.0f} seconds (got {value!r})"
-        )
-    return number
-
-
-#: The most first-factor failures a ``(user, source)`` pair may make before it is locked.
-MAX_SOURCE_FAILURES = 10
+    floor = "greater than 0" if positive else "0 or more"
+    return seconds_in(
+        value,
+        name,
+        0.0,
+        MAX_WAIT_SECONDS,
+        above_low=positive,
+        bounds=f"be {floor} and at most ten years, {MAX_WAIT_SECONDS:.0f} seconds",
+    )
 
 
 def _count(value: object, name: str, ceiling: int, why: str) -> int:
-    if type(value) is not int:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 1 <= value <= ceiling:
-        raise ConfigurationError(f"{name} must be from 1 to {ceiling} ({why}; got {shown(value)})")
-    return value
+    return integer_in(value, name, 1, ceiling, hint=f"; {why}")
 
 
 def _backoff(base: float, ceiling: float, limit: int, lock: float) -> tuple[float, ...]:

@@ -14,7 +14,16 @@ from typing import Final
 
 from ._code import normalize_code
 from ._hotp import HOTP
-from ._limits import MAX_COUNTER, MAX_LOOK_AHEAD, MAX_TOTP_WINDOW, shown
+from ._limits import (
+    MAX_CLOCK,
+    MAX_COUNTER,
+    MAX_CREDENTIALS,
+    MAX_RESYNC_WINDOW,
+    MAX_TOTP_WINDOW,
+    MAX_USER_LENGTH,
+    check_look_ahead,
+    integer_in,
+)
 from ._match import Match
 from ._totp import TOTP, check_window
 from .events import Action, Event, EventHook, _Hook
@@ -35,15 +44,8 @@ __all__ = [
     "credential_id",
 ]
 
-#: The longest user key a store will track (characters). Usernames and e-mail addresses fit.
-MAX_USER_LENGTH: Final = 256
-#: The latest time a clock may return (Unix seconds, about 285 million years from 1970): every
-#: second up to it is exact as a float, and stores can add lock durations to it safely.
-MAX_CLOCK: Final = 2**53
-#: The widest HOTP resynchronisation search (RFC 4226 section 7.4 asks for a bound).
-MAX_RESYNC_WINDOW: Final = 10_000
-#: The most credentials one ``verify`` checks (each one adds to the odds of a guess).
-MAX_CREDENTIALS: Final = 16
+# MAX_USER_LENGTH, MAX_CLOCK, MAX_RESYNC_WINDOW and MAX_CREDENTIALS are defined (and
+# documented) in _limits with every other bound, and re-exported here as before.
 
 #: C0 and C1 control characters (DEL included) and lone surrogates.
 _BAD_USER_CHARACTER: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -126,14 +128,6 @@ def credential_id(otp: OTP) -> str:
     return hmac.new(otp.secret, _CREDENTIAL_LABEL, hashlib.sha256).hexdigest()[:32]
 
 
-def _check_range(value: object, name: str, low: int, high: int) -> int:
-    if type(value) is not int:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ConfigurationError(f"{name} must be from {low} to {high} (got {shown(value)})")
-    return value
-
-
 def _credentials(otp: object) -> tuple[OTP, ...]:
     if isinstance(otp, (TOTP, HOTP)):
         return (otp,)
@@ -205,8 +199,8 @@ class Verifier:
             raise TypeError("clock must be a callable returning Unix seconds, such as time.time")
         check_window(self.past, "past")
         check_window(self.future, "future")
-        _check_range(self.look_ahead, "look_ahead", 0, MAX_LOOK_AHEAD)
-        _check_range(self.resync_window, "resync_window", 1, MAX_RESYNC_WINDOW)
+        check_look_ahead(self.look_ahead)
+        integer_in(self.resync_window, "resync_window", 1, MAX_RESYNC_WINDOW)
         if self.on_event is not None:
             if not callable(self.on_event):
                 raise TypeError("on_event must be a callable taking one Event, or None")

@@ -20,6 +20,7 @@ from ._base import (
     RecoverySet,
     Settlement,
     Snapshot,
+    StoreFinding,
 )
 
 try:
@@ -33,6 +34,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
     raise MissingExtraError(
         "RedisStore needs the redis client library: pip install 'isoms-otp[redis]'"
     ) from exc
+
+from ._redis_check import check_redis
+from ._redis_client import check_client
 
 __all__ = ["KEY_VERSION", "LEGACY_PREFIX", "RedisStore"]
 
@@ -332,6 +336,7 @@ class RedisStore:
         durable: bool = False,
         durable_timeout: float = 0.5,
     ) -> None:
+        check_client(client)  # asyncio clients, no socket timeout, retries that resend scripts
         if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
             raise ConfigurationError(
                 "prefix must be a non-empty str without braces, such as 'isoms-otp:v2:'"
@@ -536,6 +541,15 @@ class RedisStore:
             self._client.delete(*keys)
         except (redis.RedisError, ValueError, TypeError) as exc:  # as settle: unencodable keys
             raise self._fail(exc) from exc
+
+    def check(self) -> list[StoreFinding]:
+        """Return findings about the deployment that would lose replay marks or lock-outs.
+
+        Reads what the server allows (``CONFIG GET``, ``INFO replication``; nothing changes):
+        an evicting ``maxmemory-policy``, no persistence, a replica; says what it could not
+        read. A Cluster is checked primary by primary. See docs/verification.md.
+        """
+        return check_redis(self._client)
 
     def prune(self, now: float) -> int:
         """Return 0: Redis expires keys that no longer matter by itself."""

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from isoms_otp.exceptions import ConfigurationError, StoreError
+from isoms_otp._limits import check_store_timeout
+from isoms_otp.exceptions import StoreError
 
 from ._base import (
     EMPTY_BUDGET,
@@ -412,15 +413,12 @@ class SQLiteStore:
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-        if not 0 < timeout <= 600:
-            raise ConfigurationError(f"timeout must be from 0 to 600 seconds (got {timeout!r})")
+        seconds = check_store_timeout(timeout)
         self._path = os.fspath(path)
         # SQLite resolves a relative path when it opens the file; so must the file checks, or
         # a chdir() would look like a removed file.
         self._where = self._path if self._path in _PRIVATE else str(Path(self._path).absolute())
-        self._timeout = float(timeout)
+        self._timeout = seconds
         self._lock = threading.Lock()
         self._abandoned: list[sqlite3.Connection] = []
         self._conn: sqlite3.Connection | None = None
