@@ -112,7 +112,7 @@ def test_block_rules_are_followed() -> None:
                 not_run.append(f"{document.name}:{line}: {reason}")
         markers = re.findall(r"<!--[ \t]*([a-z-]+):", text)
         assert set(markers) <= {"given", "not-run"}, f"{document.name}: unknown marker"
-    assert len(not_run) <= 5, not_run
+    assert len(not_run) <= 7, not_run  # deployment examples that name real servers
 
 
 def test_the_block_reader() -> None:
