@@ -107,8 +107,8 @@ def test_active_secret_is_never_replaced_by_a_pending_one(db: DemoDB) -> None:
     db.set_pending("alice", b"b" * 20)
     replaced = pending(db).sealed
     db.set_pending("alice", b"a" * 20)
-    assert not db.activate("alice", replaced)
-    assert db.activate("alice", pending(db).sealed)
+    assert not db.activate("alice", replaced, "")
+    assert db.activate("alice", pending(db).sealed, "")
     db.set_pending("alice", b"c" * 20)
     record = pending(db)
     assert ("active", b"a" * 20) == (record.state, record.secret)
@@ -173,7 +173,10 @@ def test_rows_from_before_sealing_are_sealed_on_start(tmp_path: Path) -> None:
     path = tmp_path / "demo.sqlite3"
     DemoDB(path).set_user("alice", PASSWORD, phone="+1 555 0100")
     with connect(path) as conn:
-        conn.execute("INSERT INTO demo_totp VALUES ('alice', ?, 'active')", (b"r" * 20,))
+        conn.execute(
+            "INSERT INTO demo_totp (username, secret, state) VALUES ('alice', ?, 'active')",
+            (b"r" * 20,),
+        )
     record = pending(DemoDB(path))
     assert ("active", b"r" * 20) == (record.state, record.secret)
     with connect(path) as conn:
@@ -186,8 +189,8 @@ def test_a_token_moved_to_another_row_does_not_open(db: DemoDB, tmp_path: Path) 
     db.set_pending("alice", b"a" * 20)
     with connect(tmp_path / "demo.sqlite3") as conn:
         conn.execute(
-            "INSERT INTO demo_totp SELECT 'bob', secret, state FROM demo_totp "
-            "WHERE username = 'alice'"
+            "INSERT INTO demo_totp (username, secret, state) "
+            "SELECT 'bob', secret, state FROM demo_totp WHERE username = 'alice'"
         )
     with pytest.raises(InvalidSecretError, match="not valid for this user"):
         db.totp("bob")
