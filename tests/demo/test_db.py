@@ -265,3 +265,49 @@ def test_a_locked_database_is_a_store_error(tmp_path: Path) -> None:
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+def test_databases_from_before_recovery_codes_get_the_new_columns(tmp_path: Path) -> None:
+    """A database made before recovery codes and the admin account opens, its rows intact."""
+    path = tmp_path / "demo.sqlite3"
+    with connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE demo_users (username TEXT PRIMARY KEY NOT NULL, salt BLOB NOT NULL, "
+            "password_hash BLOB NOT NULL, phone TEXT NOT NULL, sms_secret BLOB NOT NULL, "
+            "epoch INTEGER NOT NULL DEFAULT 0);"
+            "CREATE TABLE demo_totp (username TEXT PRIMARY KEY NOT NULL, secret BLOB NOT NULL, "
+            "state TEXT NOT NULL);"
+        )
+    db = DemoDB(path)
+    db.set_user("alice", PASSWORD, phone="+1 555 0100")
+    db.set_pending("alice", b"a" * 20)
+    user = db.user("alice")
+    assert user is not None
+    assert (False, None, None) == (user.is_admin, user.last_sign_in, user.last_locked)
+    record = pending(db)
+    assert (None, None) == (record.recovery, record.replacement)
+
+
+def test_replacement_waits_beside_the_active_secret(db: DemoDB) -> None:
+    """A new phone's secret is kept beside the active one; activating it retires the old."""
+    db.set_pending("alice", b"a" * 20)
+    assert db.activate("alice", pending(db).sealed, "first")
+    db.set_replacement("alice", b"b" * 20)
+    record = pending(db)
+    assert (b"a" * 20, b"b" * 20, "first") == (record.secret, record.replacement, record.recovery)
+    assert record.replacement_sealed is not None
+    assert db.activate("alice", record.replacement_sealed, "second")
+    record = pending(db)
+    assert (b"b" * 20, None, "second") == (record.secret, record.replacement, record.recovery)
+    db.set_recovery("alice", "third")
+    assert "third" == pending(db).recovery
+
+
+def test_sign_in_and_lock_times_are_kept(db: DemoDB) -> None:
+    """signed_in and locked record their times beside the user."""
+    db.signed_in("alice", 10.0)
+    db.locked("alice", 20.0)
+    user = db.user("alice")
+    assert user is not None
+    assert (10.0, 20.0) == (user.last_sign_in, user.last_locked)
+    assert ["alice"] == db.usernames()
