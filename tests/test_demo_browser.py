@@ -59,7 +59,11 @@ MARGIN = 3.0
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the seeded test account's
 ADMIN_PASSWORD = "the administrator's own"  # noqa: S105 - the seeded test admin's
 # The docs show these two steps (committed copies in docs/images/).
-DOC_SHOTS = {"recovery-codes": "recovery-codes.png", "admin-unlocked": "admin-unlock.png"}
+DOC_SHOTS = {
+    "recovery-codes": "recovery-codes.png",
+    "admin-unlocked": "admin-unlock.png",
+    "metrics": "metrics.png",
+}
 
 
 def need_tools() -> None:
@@ -291,6 +295,9 @@ def admin_unlocks_alice(admin: Walk) -> None:
     assert "open" == admin.page.locator("#status-wait").inner_text()
     assert "reset" in admin.page.locator("#audit tbody tr").first.inner_text()
     admin.shot("admin-unlocked")
+    admin.page.click("a[href='/metrics']")
+    assert 'isoms_otp_attempts_total{action="reset",reason="reset"} 1.0' in admin.page.content()
+    admin.shot("metrics")
 
 
 def test_whole_life_in_chromium(server: str) -> None:
