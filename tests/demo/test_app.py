@@ -1466,3 +1466,15 @@ def test_events_are_logged_without_codes(demo: Demo, caplog: pytest.LogCaptureFi
                  encode_secret(record.replacement), PASSWORD]  # fmt: skip
     for line in caplog.text.splitlines():
         assert not any(word in line for word in forbidden), line
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["failed", "replayed", "expired", "confirm_failed", "unavailable", "csrf", "locked",
+     "locked_since", "forbidden", "activated", "recovery_none"],  # fmt: skip
+)
+def test_docs_use_the_demos_wording(key: str) -> None:
+    """integration.md quotes each of these messages exactly as the demo shows it."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "integration.md"
+    text = " ".join(docs.read_text(encoding="utf-8").split())
+    assert MESSAGES[key] in text
