@@ -1470,8 +1470,19 @@ def test_events_are_logged_without_codes(demo: Demo, caplog: pytest.LogCaptureFi
 
 @pytest.mark.parametrize(
     "key",
-    ["failed", "replayed", "expired", "confirm_failed", "unavailable", "csrf", "locked",
-     "locked_since", "forbidden", "activated", "recovery_none"],  # fmt: skip
+    [
+        "failed",
+        "replayed",
+        "expired",
+        "confirm_failed",
+        "unavailable",
+        "csrf",
+        "locked",
+        "locked_since",
+        "forbidden",
+        "activated",
+        "recovery_none",
+    ],
 )
 def test_docs_use_the_demos_wording(key: str) -> None:
     """integration.md quotes each of these messages exactly as the demo shows it."""
