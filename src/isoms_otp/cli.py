@@ -520,8 +520,9 @@ def _build_parser(runtime: _Runtime) -> _Parser:
         commands,
         "demo",
         help="run the iSOMS sign-in demo server on loopback (needs the demo extra)",
-        description="Serve the iSOMS sign-in flow (SMS code, Activate TOTP, TOTP sign-in) on\n"
-        "loopback, with a demo user whose new password it prints on every start.",
+        description="Serve the iSOMS sign-in flow (SMS code, Activate TOTP, recovery codes, TOTP\n"
+        "sign-in, admin unlock) on loopback, with a demo user and a demo administrator whose\n"
+        "new passwords it prints on every start.",
         epilog="example:\n  isoms-otp demo --port 8000 --db /tmp/isoms-demo.sqlite3",
     )
     _demo_command.add_arguments(demo)

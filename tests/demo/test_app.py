@@ -11,19 +11,39 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from isoms_otp import TOTP, SQLiteStore, StoreError, ThrottlePolicy, encode_secret
-from isoms_otp.demo.app import DEMO_POLICY, MESSAGES, STORE_EXTENSION, create_app, message_otp
+from isoms_otp import (
+    TOTP,
+    Event,
+    RecoveryCodes,
+    SQLiteStore,
+    StoreError,
+    ThrottlePolicy,
+    encode_secret,
+    parse_uri,
+)
+from isoms_otp.demo.app import (
+    AUDIT_SIZE,
+    DEMO_POLICY,
+    MESSAGES,
+    STORE_EXTENSION,
+    AuditLog,
+    create_app,
+    message_otp,
+    wait_text,
+)
 from isoms_otp.demo.db import DemoDB
 from isoms_otp.testing import FakeClock
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the test account's
 WRONG = "not the password"
+ADMIN_PASSWORD = "the admin's own password"  # noqa: S105 - the test admin's
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ERROR = re.compile(r'<p class="error" role="alert" id="error">([^<]*)</p>')
 
@@ -37,6 +57,7 @@ class Demo:
     sent: list[tuple[str, str]] = field(default_factory=list)
     policy: ThrottlePolicy = DEMO_POLICY
     timeout: float = 5.0
+    codes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.db_path = str(self.tmp_path / "demo.sqlite3")
@@ -65,7 +86,8 @@ class Demo:
 
     def token(self, client: FlaskClient | None = None, path: str = "/sign-in") -> str:
         """Return the CSRF token of the form at ``path``."""
-        found = CSRF.search((client or self.client).get(path).text)
+        # Signed in, /sign-in sends the browser home, whose menu has the sign-out form's token.
+        found = CSRF.search((client or self.client).get(path, follow_redirects=True).text)
         assert found is not None
         return found.group(1)
 
@@ -91,6 +113,27 @@ class Demo:
         self.read_the_message()
         assert "/" == self.post("/sign-in/sms", code=self.sms_code()).location
 
+    def admin(self) -> FlaskClient:
+        """Seed the admin account, sign it in by text message in a browser of its own."""
+        self.db.set_user("admin", ADMIN_PASSWORD, phone="+1 555 0199", admin=True)
+        client = self.app.test_client()
+        data = {"username": "admin", "password": ADMIN_PASSWORD, "code": ""}
+        assert "/sign-in/sms" == client.post("/sign-in", data=self.form(client, **data)).location
+        self.read_the_message()
+        code = self.sms_code()
+        assert "/" == client.post("/sign-in/sms", data=self.form(client, code=code)).location
+        return client
+
+    def form(self, client: FlaskClient, path: str = "/sign-in", **form: str) -> dict[str, str]:
+        """Return ``form`` with ``client``'s CSRF token (read from ``path``)."""
+        return {"csrf_token": self.token(client, path), **form}
+
+    def sign_in_with_recovery(
+        self, code: str, password: str = PASSWORD, user: str = "alice"
+    ) -> TestResponse:
+        """Submit the "Use a recovery code" form."""
+        return self.post("/sign-in/recovery", username=user, password=password, code=code)
+
     def read_the_message(self) -> None:
         """Let the time pass that reading a message takes: the attempt's back-off (1 s)."""
         self.clock.advance(self.policy.base_delay)
@@ -102,13 +145,30 @@ class Demo:
         return TOTP(record.secret)
 
     def activate(self) -> TOTP:
-        """Sign in by SMS and activate TOTP; return it (the clock moves one step on)."""
+        """Sign in by SMS and activate TOTP; return it (the clock moves one step on).
+
+        The recovery codes the activation showed are kept in ``self.codes``.
+        """
         self.sign_in_by_sms()
         assert "/totp" == self.post("/totp/activate").location
         otp = self.totp()
-        assert "/totp" == self.post("/totp/confirm", code=otp.generate(self.clock())).location
+        page = self.post("/totp/confirm", code=otp.generate(self.clock()))
+        assert 200 == page.status_code
+        self.codes = codes_of(page)
+        assert 10 == len(self.codes)
         self.clock.advance(30)  # the confirmation used this step's code up
         return otp
+
+
+def codes_of(response: TestResponse) -> list[str]:
+    """Return the recovery codes a page shows."""
+    return re.findall(r"<li><code>([0-9A-Z-]{19})</code></li>", response.text)
+
+
+def notices_of(response: TestResponse) -> list[str]:
+    """Return the success notices a page shows."""
+    found = re.findall(r'<p class="notice[^"]*" role="status"[^>]*>([^<]*)</p>', response.text)
+    return [text.replace("&#39;", "'") for text in found]
 
 
 def error_of(response: TestResponse) -> str | None:
@@ -317,7 +377,7 @@ def test_wrong_passwords_are_throttled_before_the_sms_step(demo: Demo) -> None:
     assert 429 == response.status_code
     assert [] == demo.sent
     assert error_of(response) == error_of(demo.sign_in(password=WRONG))
-    assert (error_of(response) or "").startswith("Too many failed attempts.")
+    assert (error_of(response) or "").startswith("Too many failed attempts")
 
 
 def transcript(demo: Demo, password: str) -> list[tuple[int, str | None, str | None]]:
@@ -496,7 +556,7 @@ def test_sms_code_is_refused_once_totp_is_active(demo: Demo) -> None:
     demo.db.set_pending("alice", b"k" * 20)
     record = demo.db.totp("alice")
     assert record is not None
-    assert demo.db.activate("alice", record.sealed)
+    assert demo.db.activate("alice", record.sealed, "")
     demo.read_the_message()
     response = demo.post("/sign-in/sms", code=demo.sms_code())
     assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
@@ -578,7 +638,7 @@ def test_activate_totp_shows_qr_and_key_until_confirmed(demo: Demo) -> None:
     assert key is not None
     assert encode_secret(otp.secret) == key.group(1).replace(" ", "")
     assert "pending" == demo.db.totp("alice").state  # type: ignore[union-attr]
-    assert "/totp" == demo.post("/totp/confirm", code=otp.generate(demo.clock())).location
+    assert 200 == demo.post("/totp/confirm", code=otp.generate(demo.clock())).status_code
     assert "active" == demo.db.totp("alice").state  # type: ignore[union-attr]
     assert "TOTP is <strong>active</strong>" in demo.client.get("/totp").text
     assert "TOTP is active" in demo.client.get("/").text
@@ -664,7 +724,8 @@ def test_repeated_failures_are_throttled(demo: Demo, password: str) -> None:
         demo.clock.advance(DEMO_POLICY.max_delay)
     response = demo.sign_in(password=password, code=wrong)
     seconds = int(DEMO_POLICY.lock_duration - DEMO_POLICY.max_delay)
-    expected = MESSAGES["throttled"].format(wait=f"{seconds} seconds")
+    # In minutes, with what to do: it used to say "240 seconds" (and "86400 seconds" for a day).
+    expected = MESSAGES["paused"].format(wait="4 minutes")
     assert (429, expected) == (response.status_code, error_of(response))
     assert str(seconds) == response.headers["Retry-After"]
 
@@ -783,7 +844,7 @@ def test_activating_or_deactivating_totp_ends_other_sessions(demo: Demo) -> None
         if change == "activate":
             demo.post("/totp/activate")
             code = demo.totp().generate(demo.clock())
-            assert "/totp" == demo.post("/totp/confirm", code=code).location
+            assert 200 == demo.post("/totp/confirm", code=code).status_code
         else:
             demo.clock.advance(30)
             code = demo.totp().generate(demo.clock())
@@ -877,3 +938,554 @@ def test_a_stranger_cannot_lock_alice_out(demo: Demo) -> None:
                           "password": PASSWORD}
     ).status_code  # fmt: skip
     demo.sign_in_by_sms()  # alice, from her own address, at once
+
+
+# -- recovery codes: activation, sign-in, lost phone, regenerate (issue 12) --------------------
+
+
+def test_activation_ends_with_the_recovery_codes_shown_once(
+    demo: Demo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Confirming shows ten codes, a copy button, a download and the success notice, once.
+
+    Only the set's hashes are stored, so no later page (nor the database) shows a code again.
+    """
+    caplog.set_level(logging.DEBUG)
+    demo.sign_in_by_sms()
+    demo.post("/totp/activate")
+    otp = demo.totp()
+    page = demo.post("/totp/confirm", code=otp.generate(demo.clock()))
+    codes = codes_of(page)
+    assert 10 == len(codes) == len(set(codes))
+    assert [MESSAGES["activated"]] == notices_of(page)
+    assert 'id="copy-codes"' in page.text
+    download = re.search(
+        r'href="data:text/plain;charset=utf-8,([^"]+)" download="([^"]+)"', page.text
+    )
+    assert download is not None
+    assert "isoms-recovery-codes.txt" == download.group(2)
+    assert all(code in unquote(download.group(1)) for code in codes)
+    stored = demo.db.totp("alice")
+    assert stored is not None
+    assert stored.recovery is not None
+    assert RecoveryCodes.from_string(stored.recovery)
+    assert not any(code in stored.recovery for code in codes)
+    later = demo.client.get("/totp").text
+    assert not any(code in later for code in codes)
+    assert "Recovery codes left: <strong>10</strong>." in later
+    assert not any(code in line for line in caplog.text.splitlines() for code in codes)
+
+
+def test_recovery_codes_page_loads_its_script_from_the_site_only(demo: Demo) -> None:
+    """The copy button's script is the demo's own file: the CSP allows no inline script."""
+    demo.activate()
+    policy = demo.client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    script = demo.client.get("/static/demo.js")
+    assert 200 == script.status_code
+    assert "navigator.clipboard" in script.text
+    script.close()
+
+
+def test_sign_in_page_offers_a_recovery_code(demo: Demo) -> None:
+    """The sign-in screen links to "Use a recovery code"."""
+    page = demo.client.get("/sign-in").text
+    assert 'href="/sign-in/recovery"' in page
+    assert "Use a recovery code" in page
+    assert 'id="sign-in-recovery"' in demo.client.get("/sign-in/recovery").text
+
+
+def test_recovery_code_signs_in_and_says_how_many_are_left(demo: Demo) -> None:
+    """A recovery code (any case, spaces) signs in; home says 9 left; it never works again."""
+    demo.activate()
+    demo.post("/sign-out")
+    response = demo.sign_in_with_recovery(demo.codes[0].lower().replace("-", " "))
+    assert "/" == response.location
+    home = demo.client.get("/")
+    assert [MESSAGES["recovery_used"].format(left=9)] == notices_of(home)
+    assert [] == notices_of(demo.client.get("/"))  # shown once
+    demo.post("/sign-out")
+    again = demo.sign_in_with_recovery(demo.codes[0])
+    assert (401, MESSAGES["failed"]) == (again.status_code, error_of(again))
+
+
+@pytest.mark.parametrize("password", [PASSWORD, WRONG], ids=["right-password", "wrong-password"])
+def test_recovery_sign_in_failures_are_generic(demo: Demo, password: str) -> None:
+    """A wrong code or a wrong password gets the one generic message (nothing tells which)."""
+    demo.activate()
+    demo.post("/sign-out")
+    code = demo.codes[1] if password == WRONG else "0000-0000-0000-0000"
+    response = demo.sign_in_with_recovery(code, password=password)
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+    demo.clock.advance(DEMO_POLICY.max_delay)
+    assert "/" == demo.sign_in_with_recovery(demo.codes[1]).location
+
+
+def test_recovery_sign_in_without_totp_or_malformed_is_refused(demo: Demo) -> None:
+    """A user without TOTP has no codes; a malformed username is refused before any look-up."""
+    response = demo.sign_in_with_recovery("0000-0000-0000-0000")
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+    response = demo.sign_in_with_recovery("0000-0000-0000-0000", user="Bad User!")
+    assert (401, MESSAGES["failed"]) == (response.status_code, error_of(response))
+
+
+def test_recovery_sign_in_is_throttled_on_the_persons_budget(demo: Demo) -> None:
+    """Wrong recovery codes spend the same budget as wrong TOTP codes: they lock the person."""
+    otp = demo.activate()
+    demo.post("/sign-out")
+    for _ in range(DEMO_POLICY.max_failures):
+        demo.sign_in_with_recovery("0000-0000-0000-0000")
+        demo.clock.advance(DEMO_POLICY.max_delay)
+    response = demo.sign_in(code=otp.generate(demo.clock()))
+    assert 429 == response.status_code
+    assert MESSAGES["paused"].format(wait="4 minutes") == error_of(response)
+    assert 429 == demo.sign_in_with_recovery(demo.codes[0]).status_code
+
+
+def test_the_last_recovery_codes_prompt_to_make_new_ones(demo: Demo) -> None:
+    """With two or fewer left the notice asks to regenerate; the last one says it was the last."""
+    demo.activate()
+    demo.post("/sign-out")
+    for index, code in enumerate(demo.codes):
+        assert "/" == demo.sign_in_with_recovery(code).location
+        notices = notices_of(demo.client.get("/"))
+        left = 9 - index
+        assert MESSAGES["recovery_used"].format(left=left) == notices[0]
+        if left == 0:
+            assert [MESSAGES["recovery_none"]] == notices[1:]
+        elif left <= 2:
+            assert [MESSAGES["recovery_few"].format(left=left)] == notices[1:]
+            assert "Make new ones now." in demo.client.get("/totp").text
+        else:
+            assert [] == notices[1:]
+        demo.post("/sign-out")
+
+
+def test_regenerate_needs_a_code_and_retires_the_old_set(demo: Demo) -> None:
+    """Make new recovery codes: a current code (or a recovery code) first; old codes stop."""
+    otp = demo.activate()
+    refused = demo.post("/totp/regenerate", code="000000")
+    assert (400, MESSAGES["code_failed"]) == (refused.status_code, error_of(refused))
+    demo.clock.advance(DEMO_POLICY.max_delay)
+    page = demo.post("/totp/regenerate", code=otp.generate(demo.clock()))
+    assert [MESSAGES["regenerated"]] == notices_of(page)
+    new = codes_of(page)
+    assert 10 == len(new)
+    assert not set(new) & set(demo.codes)
+    demo.post("/sign-out")
+    assert 401 == demo.sign_in_with_recovery(demo.codes[0]).status_code
+    demo.clock.advance(DEMO_POLICY.max_delay)
+    assert "/" == demo.sign_in_with_recovery(new[0]).location
+    assert 200 == demo.post("/totp/regenerate", code=new[1]).status_code  # a recovery code
+
+
+def test_lost_phone_recovery_code_then_new_phone(demo: Demo) -> None:
+    """Sign in with a recovery code, set up a new phone (no code asked: a fresh proof).
+
+    The old phone works until the new one is confirmed; then its codes and the old recovery
+    codes are no match, and new recovery codes are shown.
+    """
+    old = demo.activate()
+    demo.post("/sign-out")
+    assert "/" == demo.sign_in_with_recovery(demo.codes[0]).location
+    totp_page = demo.client.get("/totp").text
+    assert 'id="replace"' in totp_page
+    assert (
+        "Current code or recovery code"
+        not in totp_page.split('id="replace"')[1].split("</form>")[0]
+    )
+    assert "/totp" == demo.post("/totp/replace").location
+    record = demo.db.totp("alice")
+    assert record is not None
+    assert record.replacement is not None
+    new = TOTP(record.replacement)
+    page = demo.client.get("/totp").text
+    assert "new phone" in page
+    assert 'id="totp-qr"><svg' in page
+    assert TOTP(record.secret).secret == old.secret  # the old secret is still the active one
+    wrong = demo.post("/totp/confirm", code=old.generate(demo.clock()))
+    assert MESSAGES["confirm_failed"] == error_of(wrong)
+    demo.clock.advance(DEMO_POLICY.max_delay)
+    confirmed = demo.post("/totp/confirm", code=new.generate(demo.clock()))
+    assert [MESSAGES["activated"]] == notices_of(confirmed)
+    fresh = codes_of(confirmed)
+    stored = demo.db.totp("alice")
+    assert stored is not None
+    assert (new.secret, None, "active") == (stored.secret, stored.replacement, stored.state)
+    demo.clock.advance(30)
+    demo.post("/sign-out")
+    assert 401 == demo.sign_in(code=old.generate(demo.clock())).status_code
+    demo.clock.advance(DEMO_POLICY.max_delay)
+    assert 401 == demo.sign_in_with_recovery(demo.codes[1]).status_code
+    demo.clock.advance(DEMO_POLICY.max_delay * 2)
+    assert "/" == demo.sign_in(code=new.generate(demo.clock())).location
+    demo.post("/sign-out")
+    assert "/" == demo.sign_in_with_recovery(fresh[0]).location
+
+
+def test_new_phone_later_needs_a_fresh_proof(demo: Demo) -> None:
+    """Five minutes after sign-in (or after an SMS sign-in) *Set up a new phone* asks a code."""
+    otp = demo.activate()
+    demo.post("/sign-out")
+    assert "/" == demo.sign_in(code=otp.generate(demo.clock())).location
+    demo.clock.advance(301)
+    assert "Current code or recovery code" in demo.client.get("/totp").text
+    refused = demo.post("/totp/replace", code="000000")
+    assert (400, MESSAGES["code_failed"]) == (refused.status_code, error_of(refused))
+    assert demo.db.totp("alice").replacement is None  # type: ignore[union-attr]
+    demo.clock.advance(DEMO_POLICY.max_delay)
+    assert "/totp" == demo.post("/totp/replace", code=demo.codes[0]).location
+    assert demo.db.totp("alice").replacement is not None  # type: ignore[union-attr]
+
+
+def test_cancel_a_pending_activation_or_a_new_phone(demo: Demo) -> None:
+    """*Cancel* drops a pending secret (TOTP stays off) or a new phone's (the old stays on)."""
+    demo.sign_in_by_sms()
+    demo.post("/totp/activate")
+    assert 'id="cancel"' in demo.client.get("/totp").text
+    assert "/totp" == demo.post("/totp/cancel").location
+    assert demo.db.totp("alice") is None
+    assert [MESSAGES["cancelled"]] == notices_of(demo.client.get("/totp"))
+    demo.post("/sign-out")
+    demo.activate()
+    demo.post("/totp/replace", code=demo.codes[0])
+    demo.post("/totp/cancel")
+    record = demo.db.totp("alice")
+    assert record is not None
+    assert ("active", None) == (record.state, record.replacement)
+
+
+def test_new_phone_regenerate_and_deactivate_need_active_totp(demo: Demo) -> None:
+    """Without active TOTP these forms just go back to TOTP Configuration."""
+    demo.sign_in_by_sms()
+    for path in ("/totp/replace", "/totp/regenerate", "/totp/deactivate"):
+        assert "/totp" == demo.post(path, code="000000").location
+    assert "/totp" == demo.client.get("/totp/deactivate").location
+
+
+def test_deactivate_has_a_confirmation_step(demo: Demo) -> None:
+    """*Deactivate TOTP* is a red link to a page that says what it does and asks for a code."""
+    otp = demo.activate()
+    page = demo.client.get("/totp").text
+    assert 'class="button danger" href="/totp/deactivate"' in page
+    confirm = demo.client.get("/totp/deactivate").text
+    assert "removes the secret" in confirm
+    assert 'class="danger"' in confirm
+    assert 'id="keep-totp"' in confirm
+    response = demo.post("/totp/deactivate", code=otp.generate(demo.clock()))
+    assert "/totp" == response.location
+    assert demo.db.totp("alice") is None
+    assert [MESSAGES["deactivated"]] == notices_of(demo.client.get("/totp"))
+
+
+def test_deactivate_with_a_recovery_code(demo: Demo) -> None:
+    """Someone without their phone deactivates with a recovery code."""
+    demo.activate()
+    assert "/totp" == demo.post("/totp/deactivate", code=demo.codes[4]).location
+    assert demo.db.totp("alice") is None
+
+
+def test_otpauth_link_for_an_app_on_this_device(demo: Demo) -> None:
+    """The activation page links the otpauth:// URI: a phone cannot scan its own screen."""
+    demo.sign_in_by_sms()
+    demo.post("/totp/activate")
+    found = re.search(
+        r'<a href="(otpauth://[^"]+)" id="otpauth-link">', demo.client.get("/totp").text
+    )
+    assert found is not None
+    uri = parse_uri(found.group(1).replace("&amp;", "&"))
+    assert demo.totp().secret == uri.otp.secret
+
+
+# -- UI fixes -----------------------------------------------------------------------------------
+
+
+def test_signed_in_user_is_sent_home_from_sign_in(demo: Demo) -> None:
+    """/sign-in and /sign-in/recovery send a signed-in user home."""
+    demo.sign_in_by_sms()
+    assert "/" == demo.client.get("/sign-in").location
+    assert "/" == demo.client.get("/sign-in/recovery").location
+
+
+@pytest.mark.parametrize(
+    ("path", "form_id"),
+    [
+        ("/sign-in", "sign-in"),
+        ("/sign-in/recovery", "sign-in-recovery"),
+    ],
+)
+def test_expired_form_is_shown_again_with_a_fresh_token(
+    demo: Demo, path: str, form_id: str
+) -> None:
+    """A POST with a stale token shows its form again, the message inline, a working token."""
+    demo.client.get("/sign-in")
+    data = {"csrf_token": "stale", "username": "alice", "password": PASSWORD, "code": ""}
+    response = demo.client.post(path, data=data)
+    assert 400 == response.status_code
+    assert MESSAGES["csrf"] == error_of(response)
+    assert f'id="{form_id}"' in response.text
+    found = CSRF.search(response.text)
+    assert found is not None
+    assert (
+        "/sign-in/sms"
+        == demo.client.post("/sign-in", data={**data, "csrf_token": found.group(1)}).location
+    )
+
+
+def test_expired_form_when_signed_in_shows_its_page(demo: Demo) -> None:
+    """Signed-in forms: the TOTP page (or the deactivate step) again, nothing changed."""
+    otp = demo.activate()
+    response = demo.client.post("/totp/regenerate", data={"csrf_token": "stale", "code": "1"})
+    assert (400, MESSAGES["csrf"]) == (response.status_code, error_of(response))
+    assert 'id="regenerate"' in response.text
+    response = demo.client.post("/totp/deactivate", data={"code": otp.generate(demo.clock())})
+    assert (400, MESSAGES["csrf"]) == (response.status_code, error_of(response))
+    assert 'id="deactivate-confirm"' in response.text
+    assert demo.db.totp("alice") is not None
+    response = demo.client.post("/sign-out", data={})
+    assert (400, MESSAGES["csrf"]) == (response.status_code, error_of(response))
+    assert 'id="welcome"' in response.text
+
+
+def test_expired_form_of_a_signed_out_page_goes_to_sign_in(demo: Demo) -> None:
+    """A stale TOTP form after the session ended sends the browser to sign in."""
+    demo.client.get("/sign-in")
+    assert "/sign-in" == demo.client.post("/totp/activate", data={}).location
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.2, "1 second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "1 minute"),
+        (61, "2 minutes"),
+        (300, "5 minutes"),
+        (3599, "60 minutes"),
+        (3600, "1 hour"),
+        (86400, "24 hours"),
+    ],
+)
+def test_waits_are_said_in_seconds_minutes_or_hours(seconds: float, text: str) -> None:
+    """Rounded up, in the largest unit that fits: never "86400 seconds"."""
+    assert text == wait_text(seconds)
+
+
+def test_a_lock_until_an_admin_unlocks_says_so(tmp_path: Path) -> None:
+    """retry_after == inf (100 failures in a row): "locked until an administrator unlocks it"."""
+    policy = ThrottlePolicy(max_failures=100, base_delay=0)
+    made = Demo(tmp_path, policy=policy)
+    try:
+        otp = made.activate()
+        made.post("/sign-out")
+        for _ in range(100):
+            made.sign_in_with_recovery("0000-0000-0000-0000")
+        response = made.sign_in(code=otp.generate(made.clock()))
+        assert (429, MESSAGES["locked"]) == (response.status_code, error_of(response))
+        assert "Retry-After" not in response.headers
+    finally:
+        made.close()
+
+
+# -- the demo administrator, events, audit list, metrics (issues 12 and 15) --------------------
+
+
+ADMIN_PAGES = [
+    ("GET", "/admin"),
+    ("GET", "/metrics"),
+    ("POST", "/admin/unlock"),
+    ("POST", "/admin/reset-totp"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_PAGES)
+def test_admin_pages_refuse_other_users(demo: Demo, method: str, path: str) -> None:
+    """A signed-in user who is not the admin gets 403; a signed-out browser goes to sign in."""
+    demo.activate()
+    response = demo.client.get(path) if method == "GET" else demo.post(path, user="alice")
+    assert (403, MESSAGES["forbidden"]) == (response.status_code, error_of(response))
+    assert 'href="/admin"' not in demo.client.get("/").text
+    stranger = demo.app.test_client()
+    assert "/sign-in" == stranger.get("/admin").location
+
+
+@pytest.mark.parametrize("path", ["/admin/unlock", "/admin/reset-totp"])
+def test_admin_actions_need_the_csrf_token(demo: Demo, path: str) -> None:
+    """Without the session's token nothing is done: the admin page is shown again."""
+    demo.activate()
+    admin = demo.admin()
+    response = admin.post(path, data={"user": "alice"})
+    assert (400, MESSAGES["csrf"]) == (response.status_code, error_of(response))
+    assert 'id="lookup"' in response.text
+    assert demo.db.totp("alice") is not None
+
+
+def test_admin_looks_up_and_unlocks_a_user(demo: Demo, caplog: pytest.LogCaptureFixture) -> None:
+    """The admin sees alice's wait, unlocks her (Verifier.reset: a reset event), logged."""
+    caplog.set_level(logging.INFO)
+    otp = demo.activate()
+    demo.post("/sign-out")
+    for _ in range(DEMO_POLICY.max_failures):
+        demo.sign_in(code="000000")
+        demo.clock.advance(DEMO_POLICY.max_delay)
+    admin = demo.admin()
+    looked_up = admin.get("/admin?user=alice").text
+    assert 'id="looked-up">alice<' in looked_up
+    assert "paused: 4 minutes" in looked_up
+    assert ">active<" in looked_up
+    response = admin.post("/admin/unlock", data=demo.form(admin, "/admin", user="alice"))
+    assert "/admin?user=alice" == response.location
+    page = admin.get(response.location)
+    assert [MESSAGES["unlocked"].format(user="alice")] == notices_of(page)
+    assert ">open<" in page.text
+    assert "<td>reset</td><td>reset</td><td>alice</td>" in page.text
+    assert "admin action: admin=admin action=unlock user=alice" in caplog.text
+    assert any(
+        r.name == "isoms_otp.events" and "otp reset reset user='alice'" in r.getMessage()
+        for r in caplog.records
+    )
+    assert "/" == demo.sign_in(code=otp.generate(demo.clock())).location
+
+
+def test_admin_resets_totp(demo: Demo, caplog: pytest.LogCaptureFixture) -> None:
+    """Reset TOTP removes the secret and the recovery codes and ends the user's sessions."""
+    caplog.set_level(logging.INFO)
+    demo.activate()
+    admin = demo.admin()
+    assert 'id="reset-totp"' in admin.get("/admin?user=alice").text
+    response = admin.post("/admin/reset-totp", data=demo.form(admin, "/admin", user="alice"))
+    assert "/admin?user=alice" == response.location
+    assert [MESSAGES["totp_reset"].format(user="alice")] == notices_of(
+        admin.get("/admin?user=alice")
+    )
+    assert demo.db.totp("alice") is None
+    assert "/sign-in" == demo.client.get("/").location
+    assert "admin action: admin=admin action=reset-totp user=alice" in caplog.text
+    assert "/sign-in/sms" == demo.sign_in().location  # alice signs in by text message again
+
+
+def test_admin_looks_up_nobody(demo: Demo) -> None:
+    """An unknown or malformed user is 404 with a message, on the page and in the actions."""
+    admin = demo.admin()
+    for name in ("nobody", "Bad User!"):
+        response = admin.get("/admin", query_string={"user": name})
+        assert (404, MESSAGES["no_user"]) == (response.status_code, error_of(response))
+        posted = admin.post("/admin/unlock", data=demo.form(admin, "/admin", user=name))
+        assert (404, MESSAGES["no_user"]) == (posted.status_code, error_of(posted))
+    page = admin.get("/admin")
+    assert 200 == page.status_code
+    assert '<option value="alice">' in page.text
+
+
+def test_audit_list_shows_the_last_events_filtered_by_user(demo: Demo) -> None:
+    """The audit list is the Verifier's events, newest first; ?user= keeps one user's."""
+    demo.activate()
+    demo.post("/sign-out")
+    demo.sign_in(code="000000", user="alice")
+    admin = demo.admin()
+    everyone = admin.get("/admin").text
+    assert "<td>record_failure</td>" in everyone
+    assert "<td>admin</td>" in everyone
+    alice = admin.get("/admin?user=alice").text
+    rows = re.findall(r"<tr><td>(\w+)</td><td>(\w+)</td><td>(\w*)</td>", alice)
+    assert rows
+    assert {"alice"} == {user for _, _, user in rows}
+    assert ("verify", "invalid", "alice") == rows[0]
+    assert ("confirm", "accepted", "alice") in rows
+
+
+def test_audit_list_is_bounded_and_empty_at_first(demo: Demo) -> None:
+    """A fresh app has no events; the list keeps the last AUDIT_SIZE."""
+    audit = AuditLog(demo.db)
+    assert [] == audit.last()
+    admin = demo.admin()
+    assert 'id="audit-empty"' in admin.get("/admin?user=nobody").text
+    for _ in range(AUDIT_SIZE + 5):
+        audit(Event(action="reset", user="alice", reason="reset", at=1.0))
+    assert AUDIT_SIZE == len(audit.last(limit=AUDIT_SIZE * 2))
+
+
+def test_metrics_page_for_the_admin(demo: Demo) -> None:
+    """/metrics is the Prometheus exposition of this app's own registry."""
+    demo.activate()
+    admin = demo.admin()
+    response = admin.get("/metrics")
+    assert 200 == response.status_code
+    assert response.content_type.startswith("text/plain")
+    assert 'isoms_otp_attempts_total{action="confirm",reason="accepted"} 1.0' in response.text
+    assert "alice" not in response.text  # labels hold no user
+
+
+def test_user_is_told_of_a_lock_since_the_last_visit(demo: Demo) -> None:
+    """Locked by wrong codes since the last sign-in: the next sign-in says so, once."""
+    otp = demo.activate()
+    demo.post("/sign-out")
+    for _ in range(DEMO_POLICY.max_failures):
+        demo.sign_in(code="000000")
+        demo.clock.advance(DEMO_POLICY.max_delay)
+    demo.clock.advance(DEMO_POLICY.lock_duration)
+    assert "/" == demo.sign_in(code=otp.generate(demo.clock())).location
+    assert [MESSAGES["locked_since"]] == notices_of(demo.client.get("/"))
+    demo.post("/sign-out")
+    demo.clock.advance(30)
+    assert "/" == demo.sign_in(code=otp.generate(demo.clock())).location
+    assert [] == notices_of(demo.client.get("/"))
+
+
+def test_a_strangers_password_guesses_are_not_a_lock_of_the_person(demo: Demo) -> None:
+    """A (user, client) lock from wrong passwords is not reported as the person's lock."""
+    otp = demo.activate()
+    demo.post("/sign-out")
+    for _ in range(DEMO_POLICY.source_max_failures):
+        demo.sign_in(password=WRONG, code="000000")
+        demo.clock.advance(DEMO_POLICY.max_delay)
+    demo.clock.advance(DEMO_POLICY.source_lock_duration)
+    assert "/" == demo.sign_in(code=otp.generate(demo.clock())).location
+    assert [] == notices_of(demo.client.get("/"))
+
+
+def test_events_are_logged_without_codes(demo: Demo, caplog: pytest.LogCaptureFixture) -> None:
+    """Every decision is one LoggingSink line; no recovery code, TOTP code or secret in any."""
+    caplog.set_level(logging.DEBUG)
+    otp = demo.activate()
+    demo.post("/sign-out")
+    demo.sign_in_with_recovery(demo.codes[0])
+    demo.post("/totp/replace")
+    demo.post("/sign-out")
+    demo.clock.advance(DEMO_POLICY.max_delay)
+    demo.sign_in_with_recovery(demo.codes[0])  # replayed
+    events = [r for r in caplog.records if r.name == "isoms_otp.events"]
+    assert {"confirm", "recovery", "record_failure"} <= {r.__dict__["otp_action"] for r in events}
+    secret = encode_secret(otp.secret)
+    record = demo.db.totp("alice")
+    assert record is not None
+    assert record.replacement is not None
+    forbidden = [*demo.codes, *(c.replace("-", "") for c in demo.codes), secret,
+                 encode_secret(record.replacement), PASSWORD]  # fmt: skip
+    for line in caplog.text.splitlines():
+        assert not any(word in line for word in forbidden), line
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "failed",
+        "replayed",
+        "expired",
+        "confirm_failed",
+        "unavailable",
+        "csrf",
+        "locked",
+        "locked_since",
+        "forbidden",
+        "activated",
+        "recovery_none",
+    ],
+)
+def test_docs_use_the_demos_wording(key: str) -> None:
+    """integration.md quotes each of these messages exactly as the demo shows it."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "integration.md"
+    text = " ".join(docs.read_text(encoding="utf-8").split())
+    assert MESSAGES[key] in text

@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 from isoms_otp import StoreError
-from isoms_otp.demo.command import DEMO_USER, add_arguments, default_db, main, run, state_dir
+from isoms_otp.demo.command import (
+    DEMO_ADMIN,
+    DEMO_USER,
+    add_arguments,
+    default_db,
+    main,
+    run,
+    state_dir,
+)
 from isoms_otp.demo.db import DemoDB
 
 
@@ -224,12 +232,16 @@ def test_serves_and_prints_working_credentials(
     try:
         found = None
         for _ in range(400):
-            found = re.search(r"(http://\S+/).*password (\S+)", out.getvalue(), re.DOTALL)
+            found = re.search(
+                r"(http://\S+/).*alice with password (\S+).*admin with password (\S+)",
+                out.getvalue(),
+                re.DOTALL,
+            )
             if found or not serving.is_alive():
                 break
             time.sleep(0.05)
         assert found is not None, out.getvalue()
-        url, password = found.groups()
+        url, password, admin_password = found.groups()
         with urllib.request.urlopen(url + "sign-in", timeout=10) as page:  # noqa: S310
             assert "Sign in" in page.read().decode()
     finally:
@@ -239,6 +251,10 @@ def test_serves_and_prints_working_credentials(
     assert not serving.is_alive()
     assert [0] == status
     assert DemoDB(db_path).check_password(DEMO_USER, password) is not None
+    admin = DemoDB(db_path).check_password(DEMO_ADMIN, admin_password)
+    assert admin is not None
+    assert admin.is_admin
+    assert admin_password != password
 
 
 def test_allow_remote_lets_any_address_through(tmp_path: Path) -> None:

@@ -107,8 +107,8 @@ def test_active_secret_is_never_replaced_by_a_pending_one(db: DemoDB) -> None:
     db.set_pending("alice", b"b" * 20)
     replaced = pending(db).sealed
     db.set_pending("alice", b"a" * 20)
-    assert not db.activate("alice", replaced)
-    assert db.activate("alice", pending(db).sealed)
+    assert not db.activate("alice", replaced, "")
+    assert db.activate("alice", pending(db).sealed, "")
     db.set_pending("alice", b"c" * 20)
     record = pending(db)
     assert ("active", b"a" * 20) == (record.state, record.secret)
@@ -173,7 +173,10 @@ def test_rows_from_before_sealing_are_sealed_on_start(tmp_path: Path) -> None:
     path = tmp_path / "demo.sqlite3"
     DemoDB(path).set_user("alice", PASSWORD, phone="+1 555 0100")
     with connect(path) as conn:
-        conn.execute("INSERT INTO demo_totp VALUES ('alice', ?, 'active')", (b"r" * 20,))
+        conn.execute(
+            "INSERT INTO demo_totp (username, secret, state) VALUES ('alice', ?, 'active')",
+            (b"r" * 20,),
+        )
     record = pending(DemoDB(path))
     assert ("active", b"r" * 20) == (record.state, record.secret)
     with connect(path) as conn:
@@ -186,8 +189,8 @@ def test_a_token_moved_to_another_row_does_not_open(db: DemoDB, tmp_path: Path) 
     db.set_pending("alice", b"a" * 20)
     with connect(tmp_path / "demo.sqlite3") as conn:
         conn.execute(
-            "INSERT INTO demo_totp SELECT 'bob', secret, state FROM demo_totp "
-            "WHERE username = 'alice'"
+            "INSERT INTO demo_totp (username, secret, state) "
+            "SELECT 'bob', secret, state FROM demo_totp WHERE username = 'alice'"
         )
     with pytest.raises(InvalidSecretError, match="not valid for this user"):
         db.totp("bob")
@@ -262,3 +265,49 @@ def test_a_locked_database_is_a_store_error(tmp_path: Path) -> None:
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+def test_databases_from_before_recovery_codes_get_the_new_columns(tmp_path: Path) -> None:
+    """A database made before recovery codes and the admin account opens, its rows intact."""
+    path = tmp_path / "demo.sqlite3"
+    with connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE demo_users (username TEXT PRIMARY KEY NOT NULL, salt BLOB NOT NULL, "
+            "password_hash BLOB NOT NULL, phone TEXT NOT NULL, sms_secret BLOB NOT NULL, "
+            "epoch INTEGER NOT NULL DEFAULT 0);"
+            "CREATE TABLE demo_totp (username TEXT PRIMARY KEY NOT NULL, secret BLOB NOT NULL, "
+            "state TEXT NOT NULL);"
+        )
+    db = DemoDB(path)
+    db.set_user("alice", PASSWORD, phone="+1 555 0100")
+    db.set_pending("alice", b"a" * 20)
+    user = db.user("alice")
+    assert user is not None
+    assert (False, None, None) == (user.is_admin, user.last_sign_in, user.last_locked)
+    record = pending(db)
+    assert (None, None) == (record.recovery, record.replacement)
+
+
+def test_replacement_waits_beside_the_active_secret(db: DemoDB) -> None:
+    """A new phone's secret is kept beside the active one; activating it retires the old."""
+    db.set_pending("alice", b"a" * 20)
+    assert db.activate("alice", pending(db).sealed, "first")
+    db.set_replacement("alice", b"b" * 20)
+    record = pending(db)
+    assert (b"a" * 20, b"b" * 20, "first") == (record.secret, record.replacement, record.recovery)
+    assert record.replacement_sealed is not None
+    assert db.activate("alice", record.replacement_sealed, "second")
+    record = pending(db)
+    assert (b"b" * 20, None, "second") == (record.secret, record.replacement, record.recovery)
+    db.set_recovery("alice", "third")
+    assert "third" == pending(db).recovery
+
+
+def test_sign_in_and_lock_times_are_kept(db: DemoDB) -> None:
+    """signed_in and locked record their times beside the user."""
+    db.signed_in("alice", 10.0)
+    db.locked("alice", 20.0)
+    user = db.user("alice")
+    assert user is not None
+    assert (10.0, 20.0) == (user.last_sign_in, user.last_locked)
+    assert ["alice"] == db.usernames()

@@ -20,12 +20,15 @@ from typing import Final, TextIO
 
 from isoms_otp.exceptions import MissingExtraError, OTPError
 
-__all__ = ["DEMO_USER", "add_arguments", "default_db", "main", "run", "state_dir"]
+__all__ = ["DEMO_ADMIN", "DEMO_USER", "add_arguments", "default_db", "main", "run", "state_dir"]
 
 #: The seeded account; every start gives it a new random password and prints it.
 DEMO_USER: Final = "alice"
-#: A fictional number (the 555-01xx range is reserved for fiction in North America).
+#: The seeded administrator (the admin pages): a new random password of its own on every start.
+DEMO_ADMIN: Final = "admin"
+#: Fictional numbers (the 555-01xx range is reserved for fiction in North America).
 DEMO_PHONE: Final = "+1 555 0100"
+DEMO_ADMIN_PHONE: Final = "+1 555 0199"
 #: The file name of the default ``--db`` in :func:`state_dir`.
 DEFAULT_DB_NAME: Final = "demo.sqlite3"
 
@@ -92,7 +95,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Seed the demo user, print how to sign in, and serve until Ctrl-C; return 0.
+    """Seed the demo user and admin, print how to sign in, and serve until Ctrl-C; return 0.
 
     Without ``--db`` the state goes to :func:`default_db`. Returns 2 (with a message on
     stderr) for a non-loopback ``--host`` without ``--allow-remote``, a port out of range or in
@@ -118,7 +121,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         from .db import KEYS_SUFFIX, DemoDB  # noqa: PLC0415 - seals with the crypto extra
     except ImportError as exc:
         error = MissingExtraError(
-            "the demo needs Flask, segno and cryptography: pip install 'isoms-otp[demo]'"
+            "the demo needs Flask, segno, cryptography and prometheus_client: "
+            "pip install 'isoms-otp[demo]'"
         )
         print(f"isoms-otp demo: {error} ({exc})", file=err)
         return 2
@@ -134,6 +138,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     else:
         db_path = args.db
     password = secrets.token_urlsafe(12)
+    admin_password = secrets.token_urlsafe(12)
     try:
         app = create_app(db_path)
     except (sqlite3.Error, OTPError, OSError) as exc:  # OTPError: a StoreError, a bad key file
@@ -142,7 +147,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     try:
         # Seeded before listening: a database that fails (locked by another program) is one
         # line, like one that cannot be opened, not a traceback with the port already taken.
-        DemoDB(db_path).set_user(DEMO_USER, password, phone=DEMO_PHONE)
+        seed = DemoDB(db_path)
+        seed.set_user(DEMO_USER, password, phone=DEMO_PHONE)
+        seed.set_user(DEMO_ADMIN, admin_password, phone=DEMO_ADMIN_PHONE, admin=True)
     except (OTPError, OSError) as exc:
         app.extensions[STORE_EXTENSION].close()
         print(f"isoms-otp demo: cannot use --db {db_path!r}: {exc}", file=err)
@@ -160,6 +167,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         f"isoms-otp demo on http://{host}:{server.server_port}/  (state in {db_path})\n"
         f"  TOTP secrets are sealed with the key in {db_path}{KEYS_SUFFIX} (mode 0600)\n"
         f"  sign in as {DEMO_USER} with password {password}  (new on every start)\n"
+        f"  administrator: {DEMO_ADMIN} with password {admin_password}  (new on every start)\n"
         "  text messages are simulated: see /outbox and the [SIMULATED SMS] log lines\n"
         "  stop with Ctrl-C",
         file=out,

@@ -1,4 +1,4 @@
-"""The demo's own tables: users, TOTP secrets (pending or active) and the simulated SMS outbox.
+"""The demo's own tables: users, TOTP secrets (with recovery codes) and the simulated SMS outbox.
 
 They live in the same SQLite file as the :class:`~isoms_otp.SQLiteStore` tables, under their own
 names. Every call opens a short-lived connection, so one :class:`DemoDB` is safe to share between
@@ -20,10 +20,10 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from isoms_otp.exceptions import ConfigurationError, StoreError
 from isoms_otp.sealing import Keyring
@@ -59,13 +59,21 @@ CREATE TABLE IF NOT EXISTS demo_users (
     password_hash BLOB NOT NULL,
     phone TEXT NOT NULL,
     sms_secret BLOB NOT NULL,
-    epoch INTEGER NOT NULL DEFAULT 0
+    epoch INTEGER NOT NULL DEFAULT 0,
+    is_admin INTEGER NOT NULL DEFAULT 0,
+    last_sign_in REAL,
+    last_locked REAL
 );
 CREATE TABLE IF NOT EXISTS demo_totp (
     username TEXT PRIMARY KEY NOT NULL REFERENCES demo_users(username),
     -- Keyring.seal(secret, user=username): text. Versions before sealing stored the raw bytes.
     secret BLOB NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'active'))
+    state TEXT NOT NULL CHECK (state IN ('pending', 'active')),
+    -- RecoveryCodes.to_string() of the active secret's set (hashes only, no code); NULL while
+    -- pending and for rows from before recovery codes.
+    recovery TEXT,
+    -- A new phone's sealed secret while the active one stays in use, until its first code.
+    replacement TEXT
 );
 CREATE TABLE IF NOT EXISTS demo_sms_challenges (
     id TEXT PRIMARY KEY NOT NULL,
@@ -80,6 +88,15 @@ CREATE TABLE IF NOT EXISTS demo_outbox (
     body TEXT NOT NULL
 );
 """
+
+# (table, column, type) added after the first release; constants, never user input.
+_ADDED_COLUMNS: Final = (
+    ("demo_users", "is_admin", "INTEGER NOT NULL DEFAULT 0"),
+    ("demo_users", "last_sign_in", "REAL"),
+    ("demo_users", "last_locked", "REAL"),
+    ("demo_totp", "recovery", "TEXT"),
+    ("demo_totp", "replacement", "TEXT"),
+)
 
 
 def hash_password(password: str, salt: bytes) -> bytes:
@@ -97,6 +114,10 @@ class User:
     phone: str
     sms_secret: bytes = field(repr=False)
     epoch: int
+    is_admin: bool = False
+    #: When this user last signed in, and when their account was last locked (Unix seconds).
+    last_sign_in: float | None = None
+    last_locked: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,11 +125,17 @@ class TOTPRecord:
     """A user's TOTP secret; ``state`` is ``"pending"`` until the first code confirms it.
 
     ``sealed`` is the token the row holds, which :meth:`DemoDB.activate` compares.
+    ``recovery`` is the active secret's :meth:`RecoveryCodes.to_string` (or ``None``);
+    ``replacement`` a new phone's secret waiting for its first code (``replacement_sealed`` its
+    token), while the active one stays in use.
     """
 
     secret: bytes = field(repr=False)
     sealed: str = field(repr=False)
     state: Literal["pending", "active"]
+    recovery: str | None = None
+    replacement: bytes | None = field(default=None, repr=False)
+    replacement_sealed: str | None = field(default=None, repr=False)
 
 
 def load_keyring(path: str | os.PathLike[str]) -> Keyring:
@@ -138,6 +165,22 @@ def load_keyring(path: str | os.PathLike[str]) -> Keyring:
             f"read it; chmod 600 it"
         )
     return Keyring.from_string(target.read_text(encoding="ascii"))
+
+
+_USER_COLUMNS: Final = "phone, sms_secret, epoch, is_admin, last_sign_in, last_locked"
+
+
+def _user(username: str, row: Sequence[Any]) -> User:
+    phone, sms_secret, epoch, is_admin, last_sign_in, last_locked = row
+    return User(
+        username=username,
+        phone=phone,
+        sms_secret=sms_secret,
+        epoch=epoch,
+        is_admin=bool(is_admin),
+        last_sign_in=None if last_sign_in is None else float(last_sign_in),
+        last_locked=None if last_locked is None else float(last_locked),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +227,11 @@ class DemoDB:
         self._keyring = load_keyring(self._path + KEYS_SUFFIX)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
+            # Databases from before recovery codes and the admin account lack these columns.
+            for table, column, kind in _ADDED_COLUMNS:
+                names = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in names:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             # Rows from before sealing hold the raw secret: seal them in place.
             for username, secret in conn.execute(
                 "SELECT username, secret FROM demo_totp WHERE typeof(secret) = 'blob'"
@@ -210,17 +258,20 @@ class DemoDB:
         except sqlite3.Error as exc:
             raise StoreError(f"the demo database failed: {exc}") from exc
 
-    def set_user(self, username: str, password: str, *, phone: str) -> None:
-        """Create ``username`` or give it a new password (its TOTP and SMS key stay)."""
+    def set_user(self, username: str, password: str, *, phone: str, admin: bool = False) -> None:
+        """Create ``username`` or give it a new password (its TOTP and SMS key stay).
+
+        ``admin`` makes it the demo's administrator (the admin pages), or an ordinary user.
+        """
         salt = secrets.token_bytes(_SALT_BYTES)
         digest = hash_password(password, salt)
         with self._connect() as conn:
             conn.execute(
-                "INSERT INTO demo_users (username, salt, password_hash, phone, sms_secret) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET "
+                "INSERT INTO demo_users (username, salt, password_hash, phone, sms_secret, "
+                "is_admin) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO UPDATE SET "
                 "salt = excluded.salt, password_hash = excluded.password_hash, "
-                "phone = excluded.phone, epoch = epoch + 1",
-                (username, salt, digest, phone, secrets.token_bytes(20)),
+                "phone = excluded.phone, is_admin = excluded.is_admin, epoch = epoch + 1",
+                (username, salt, digest, phone, secrets.token_bytes(20), int(admin)),
             )
 
     def check_password(self, username: str, password: str) -> User | None:
@@ -230,7 +281,7 @@ class DemoDB:
         """
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT salt, password_hash, phone, sms_secret, epoch FROM demo_users "
+                f"SELECT salt, password_hash, {_USER_COLUMNS} FROM demo_users "  # noqa: S608
                 "WHERE username = ?",
                 (username,),
             ).fetchone()
@@ -238,17 +289,36 @@ class DemoDB:
         actual = hash_password(password, salt)
         if row is None or not hmac.compare_digest(expected, actual):
             return None
-        return User(username=username, phone=row[2], sms_secret=row[3], epoch=row[4])
+        return _user(username, row[2:])
 
     def user(self, username: str) -> User | None:
         """Return ``username``'s account, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT phone, sms_secret, epoch FROM demo_users WHERE username = ?", (username,)
+                f"SELECT {_USER_COLUMNS} FROM demo_users WHERE username = ?",  # noqa: S608
+                (username,),
             ).fetchone()
         if row is None:
             return None
-        return User(username=username, phone=row[0], sms_secret=row[1], epoch=row[2])
+        return _user(username, row)
+
+    def usernames(self) -> list[str]:
+        """Return every username, sorted."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT username FROM demo_users ORDER BY username").fetchall()
+        return [row[0] for row in rows]
+
+    def signed_in(self, username: str, at: float) -> None:
+        """Record that ``username`` signed in at ``at``."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE demo_users SET last_sign_in = ? WHERE username = ?", (at, username)
+            )
+
+    def locked(self, username: str, at: float) -> None:
+        """Record that ``username``'s account was locked at ``at`` (an event with ``locked``)."""
+        with self._connect() as conn:
+            conn.execute("UPDATE demo_users SET last_locked = ? WHERE username = ?", (at, username))
 
     def end_sessions(self, username: str) -> int:
         """Invalidate every session of the existing user ``username``; return the new epoch.
@@ -266,14 +336,23 @@ class DemoDB:
         """Return ``username``'s pending or active TOTP secret, or ``None``."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT secret, state FROM demo_totp WHERE username = ?", (username,)
+                "SELECT secret, state, recovery, replacement FROM demo_totp WHERE username = ?",
+                (username,),
             ).fetchone()
         if row is None:
             return None
         # A token that does not open (another user's, altered, or under a lost key) raises
         # InvalidSecretError: an error page, never a sign-in.
         secret = self._keyring.open(row[0], user=username)
-        return TOTPRecord(secret=secret, sealed=row[0], state=row[1])
+        replacement = None if row[3] is None else self._keyring.open(row[3], user=username)
+        return TOTPRecord(
+            secret=secret,
+            sealed=row[0],
+            state=row[1],
+            recovery=row[2],
+            replacement=replacement,
+            replacement_sealed=row[3],
+        )
 
     def set_pending(self, username: str, secret: bytes) -> None:
         """Seal and store a new pending secret, replacing any pending one (never an active one)."""
@@ -285,21 +364,54 @@ class DemoDB:
                 (username, self._keyring.seal(secret, user=username)),
             )
 
-    def activate(self, username: str, sealed: str) -> bool:
-        """Make the pending ``sealed`` secret active; ``False`` if it is no longer the pending one.
+    def set_replacement(self, username: str, secret: bytes) -> None:
+        """Seal and store a new phone's ``secret`` beside the active one (which stays in use)."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE demo_totp SET replacement = ? WHERE username = ? AND state = 'active'",
+                (self._keyring.seal(secret, user=username), username),
+            )
 
-        ``sealed`` is :attr:`TOTPRecord.sealed` as read before the code was checked.
+    def cancel_pending(self, username: str) -> None:
+        """Drop a pending secret, or an active one's waiting replacement (the active one stays)."""
+        with self._connect() as conn:
+            conn.execute(
+                "DELETE FROM demo_totp WHERE username = ? AND state = 'pending'", (username,)
+            )
+            conn.execute("UPDATE demo_totp SET replacement = NULL WHERE username = ?", (username,))
+
+    def activate(self, username: str, sealed: str, recovery: str) -> bool:
+        """Make the waiting ``sealed`` secret active with the ``recovery`` set, in one write.
+
+        ``sealed`` is :attr:`TOTPRecord.sealed` of a pending record or
+        :attr:`TOTPRecord.replacement_sealed` of an active one, as read before the code was
+        checked: a replacement retires the old secret and its set here. ``False`` if it is no
+        longer the one waiting.
         """
         with self._connect() as conn:
             cursor = conn.execute(
-                "UPDATE demo_totp SET state = 'active' "
+                "UPDATE demo_totp SET state = 'active', recovery = ? "
                 "WHERE username = ? AND secret = ? AND state = 'pending'",
-                (username, sealed),
+                (recovery, username, sealed),
             )
+            if cursor.rowcount == 0:
+                cursor = conn.execute(
+                    "UPDATE demo_totp SET secret = replacement, replacement = NULL, "
+                    "recovery = ? WHERE username = ? AND replacement = ? AND state = 'active'",
+                    (recovery, username, sealed),
+                )
             return cursor.rowcount == 1
 
+    def set_recovery(self, username: str, recovery: str) -> None:
+        """Replace the active secret's recovery set with ``recovery`` (regenerated codes)."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE demo_totp SET recovery = ? WHERE username = ? AND state = 'active'",
+                (recovery, username),
+            )
+
     def remove_totp(self, username: str) -> None:
-        """Forget ``username``'s TOTP secret, pending or active."""
+        """Forget ``username``'s TOTP secret, pending or active, and its recovery codes."""
         with self._connect() as conn:
             conn.execute("DELETE FROM demo_totp WHERE username = ?", (username,))
 
