@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Final
 
+from isoms_otp._limits import MAX_STORE_TIMEOUT, seconds_in
 from isoms_otp.exceptions import ConfigurationError, MissingExtraError, StoreError
 from isoms_otp.throttle import ThrottlePolicy
 
@@ -44,8 +45,6 @@ __all__ = ["KEY_VERSION", "LEGACY_PREFIX", "RedisStore"]
 KEY_VERSION: Final = 2
 #: Where version-1 stores kept one hash per user; read (never written) as a floor for marks.
 LEGACY_PREFIX: Final = "isoms-otp:user:"
-#: NIST SP 800-63B's ceiling, as in stores._base: at 100 failures a user waits for a reset.
-_CEILING: Final = 100
 _KINDS: Final = {"totp": "t", "hotp": "h", "recovery": "r", "first_factor": "f"}
 
 # The rules of stores._base.decide, as one script: Redis runs a script atomically, so the read
@@ -249,10 +248,7 @@ def _higher(a: int | None, b: int | None) -> int | None:
 
 def _check_seconds(name: str, value: object) -> None:
     """Refuse a time-out that is not a number of seconds from 0 (excluded) to 600."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not 0 < value <= 600:
-        raise ConfigurationError(f"{name} must be from 0 to 600 seconds (got {value!r})")
+    seconds_in(value, name, 0.0, MAX_STORE_TIMEOUT, above_low=True)
 
 
 def _text(value: float) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
+from isoms_otp._limits import check_store_timeout
 from isoms_otp.exceptions import ConfigurationError, MissingExtraError, StoreError
 
 from ._base import (
@@ -433,10 +434,7 @@ class SQLStore:
     def __init__(self, engine: Engine, *, timeout: float = 5.0, create: bool = True) -> None:
         if not isinstance(engine, Engine):
             raise TypeError(f"engine must be a sqlalchemy Engine, not {type(engine).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-        if not 0 < timeout <= 600:
-            raise ConfigurationError(f"timeout must be from 0 to 600 seconds (got {timeout!r})")
+        timeout = check_store_timeout(timeout)
         name = engine.dialect.name
         if name not in SUPPORTED_DIALECTS:
             raise ConfigurationError(
