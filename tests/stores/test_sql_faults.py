@@ -380,3 +380,60 @@ def test_serialisation_failures_are_retried(postgres_session: PostgresServer) ->
     assert Counter({"accepted": 1, "replayed": 15}) == reasons
     assert retried  # the retry path was taken, not just a lucky ordering
     engine.dispose()
+
+
+def drop_everything(engine: sa.Engine) -> None:
+    """Back to a database without the store's tables (and without PostgreSQL's function)."""
+    with engine.begin() as conn:
+        sql_store.metadata.drop_all(conn)
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("DROP FUNCTION IF EXISTS isoms_otp_settle_2")
+
+
+@pytest.mark.timeout(300)
+def test_stores_created_together_on_an_empty_database(engine: sa.Engine) -> None:
+    """Eight workers starting at once, each SQLStore(engine) with create=True on a database
+    without the tables: every one starts (they take turns on a database lock; concurrent
+    CREATE OR REPLACE FUNCTION used to fail one with "tuple concurrently updated"), and the
+    store then works. Three rounds, so the creations overlap for sure."""
+    count = 8
+    for _ in range(3):
+        drop_everything(engine)
+        barrier = threading.Barrier(count)
+        errors: list[BaseException] = []
+
+        def start() -> None:
+            own = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+            try:
+                barrier.wait(30)
+                SQLStore(own, timeout=20)
+            except Exception as exc:  # noqa: BLE001 - collected and shown by the assert
+                errors.append(exc)
+            finally:
+                own.dispose()
+
+        threads = [threading.Thread(target=start) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert [] == [f"{type(error).__name__}: {error}" for error in errors]
+    totp = TOTP(SECRET)
+    assert "accepted" == make(SQLStore(engine)).verify("alice", totp, totp.generate(START)).reason
+
+
+def test_a_failed_creation_says_nothing_was_verified(engine: sa.Engine) -> None:
+    """Tables that cannot be created (a user without the right) raise a StoreError that says
+    so, after retrying until the timeout, and never "the verification was refused"."""
+    broken = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+
+    @sa.event.listens_for(broken, "before_cursor_execute")
+    def refuse(*args: object) -> None:
+        raise sa.exc.OperationalError("CREATE", {}, PermissionError("permission denied"))
+
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="could not create its tables") as caught:
+        SQLStore(broken, timeout=0.5)
+    assert time.monotonic() - started < 0.5 + SLACK
+    assert "verification was refused" not in str(caught.value)
+    broken.dispose()

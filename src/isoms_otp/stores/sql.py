@@ -307,6 +307,12 @@ _CALL: Final = sa.text(
     "CAST(:lock_timeout AS text))"
 )
 # DDL, not exec_driver_sql: it doubles the % of %ROWTYPE for psycopg's paramstyle.
+# The database-wide locks that make processes creating the tables together take turns: a
+# PostgreSQL advisory lock key (the ASCII of "isomsotp" as a number, halved to fit a bigint) and a
+# MySQL/MariaDB
+# GET_LOCK name.
+_CREATION_LOCK_KEY: Final = int.from_bytes(b"isomsotp", "big") >> 1
+_CREATION_LOCK_NAME: Final = "isoms_otp.create"
 _FUNCTION_DDL: Final = sa.DDL(POSTGRESQL_FUNCTION)  # type: ignore[no-untyped-call]
 sa.event.listen(metadata, "after_create", _FUNCTION_DDL.execute_if(dialect="postgresql"))
 
@@ -463,20 +469,61 @@ class SQLStore:
         return f"SQLStore(dialect={self._dialect!r})"
 
     def _create(self) -> None:
-        def create() -> None:
-            metadata.create_all(self._engine, checkfirst=True)
-            if self._dialect == "postgresql":  # after_create runs only for new tables
-                with self._engine.begin() as conn:
-                    conn.execute(_FUNCTION_DDL)
+        """Create the tables (and PostgreSQL's function) when missing, retried to the deadline.
 
-        try:
-            create()
-        except sa.exc.SQLAlchemyError:
-            # Another process may have created them between the check and the CREATE.
+        Processes that start together each run this: a lock of the database's own (PostgreSQL
+        ``pg_advisory_xact_lock``, MySQL/MariaDB ``GET_LOCK``) makes them take turns, since two
+        concurrent ``CREATE OR REPLACE FUNCTION`` fail with "tuple concurrently updated" and two
+        ``CREATE TABLE`` with "already exists". Whatever still fails is retried until
+        ``timeout``, then a :class:`StoreError` that says the tables could not be created.
+        """
+        deadline = time.monotonic() + self._timeout
+        pause = 0.01
+        while True:
             try:
-                create()
-            except sa.exc.SQLAlchemyError as exc:
-                raise self._fail(exc) from exc
+                self._create_once(deadline)
+            except sa.exc.SQLAlchemyError as exc:  # noqa: PERF203 - retry loop
+                if deadline - time.monotonic() <= pause:
+                    raise StoreError(
+                        f"the SQL store ({self._dialect}) could not create its tables "
+                        f"({type(exc).__name__}); nothing was verified"
+                    ) from exc
+                time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter
+                pause = min(pause * 2, 0.2)
+            else:
+                return
+
+    def _create_once(self, deadline: float) -> None:
+        wait = max(deadline - time.monotonic(), 0.001)
+        with self._engine.connect() as conn:
+            if self._dialect in _MYSQL:
+                got = conn.execute(
+                    sa.text("SELECT GET_LOCK(:name, :wait)"),
+                    {"name": _CREATION_LOCK_NAME, "wait": max(1, math.ceil(wait))},
+                ).scalar()
+                if got != 1:
+                    raise sa.exc.OperationalError("GET_LOCK", {}, TimeoutError("lock wait"))
+                try:
+                    metadata.create_all(conn, checkfirst=True)
+                    conn.commit()
+                finally:
+                    conn.execute(
+                        sa.text("SELECT RELEASE_LOCK(:name)"), {"name": _CREATION_LOCK_NAME}
+                    )
+                    conn.commit()
+                return
+            with conn.begin():
+                if self._dialect == "postgresql":
+                    ms = f"{max(1, math.ceil(wait * 1000))}ms"
+                    conn.execute(
+                        sa.text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": ms}
+                    )
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATION_LOCK_KEY}
+                    )
+                metadata.create_all(conn, checkfirst=True)
+                if self._dialect == "postgresql":  # after_create runs only for new tables
+                    conn.execute(_FUNCTION_DDL)
 
     def _fail(self, exc: BaseException) -> StoreError:
         return StoreError(
