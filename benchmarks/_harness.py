@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 import timeit
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -66,7 +66,9 @@ class Case:
 
     ``section`` groups the rows of one table, ``variant`` separates the tables of one section
     (a hash, a window size), ``implementation`` labels the row. ``floor`` marks the reference
-    the other rows of the same section and variant are divided by.
+    the other rows of the same section and variant are divided by. ``prepare``, when given, is
+    called with the loop count before every timed run of the statement, outside the timing: for
+    statements that use up state (a fresh account per call) and must find it made beforehand.
     """
 
     section: str
@@ -76,6 +78,7 @@ class Case:
     env: Mapping[str, Any]
     floor: bool = False
     note: str = ""
+    prepare: Callable[[int], object] | None = None
 
     @property
     def key(self) -> str:
@@ -124,11 +127,18 @@ def parse_args(description: str, name: str, argv: list[str] | None = None) -> Se
     )
 
 
-def _calibrate(timer: timeit.Timer, seconds: float) -> int:
+def _timed(timer: timeit.Timer, case: Case, number: int) -> float:
+    """Run the statement ``number`` times and return the seconds, after its untimed prepare."""
+    if case.prepare is not None:
+        case.prepare(number)
+    return timer.timeit(number)
+
+
+def _calibrate(timer: timeit.Timer, case: Case, seconds: float) -> int:
     """Return a loop count whose run takes about ``seconds`` (warming the case up on the way)."""
     number = 1
     while True:
-        elapsed = timer.timeit(number)
+        elapsed = _timed(timer, case, number)
         if elapsed >= seconds / 4 or number >= 10**7:
             return max(1, round(number * seconds / max(elapsed, 1e-9)))
         number *= 4
@@ -147,7 +157,7 @@ def measure(cases: Iterable[Case], settings: Settings) -> dict[str, Measured]:
         if case.key in results:
             raise ValueError(f"two cases share the key {case.key!r}")
         timer = timeit.Timer(case.stmt, globals=dict(case.env))
-        measured = Measured(case=case, number=_calibrate(timer, settings.sample_seconds))
+        measured = Measured(case=case, number=_calibrate(timer, case, settings.sample_seconds))
         results[case.key] = measured
         groups.setdefault((case.section, case.variant), []).append((timer, measured))
     shuffler = random.Random(settings.seed)
@@ -158,7 +168,7 @@ def measure(cases: Iterable[Case], settings: Settings) -> dict[str, Measured]:
             group = groups[where]
             shuffler.shuffle(group)
             for timer, measured in group:
-                elapsed = timer.timeit(measured.number)
+                elapsed = _timed(timer, measured.case, measured.number)
                 measured.samples.append(elapsed / measured.number * 1e9)
     return results
 

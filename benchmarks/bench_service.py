@@ -11,10 +11,11 @@ keeps secrets in its user table does. For each store the table shows the Verifie
 accepted, a wrong and a replayed code, beside the floor: the store's own ``settle`` called
 directly with an accepted claim. On PostgreSQL and MariaDB a further row is pyotp with the
 straightforward hand-written table (``SELECT ... FOR UPDATE``, compare, ``UPDATE``, ``COMMIT``).
-Throughput runs 1, 2 and 4 processes per store, each verifying new users for a fixed time.
-
-Not measured here (yet): django-otp's ``verify_token`` on the same database, which needs a Django
-project with its migrations (docs/performance.md says what this leaves unchecked).
+On SQLite, PostgreSQL and MariaDB three more rows are django-otp's ``verify_token`` with an
+accepted, a wrong and a replayed code on the same database: a minimal Django project set up
+in-process (benchmarks/_django_bench.py), a fresh user and ``TOTPDevice`` per call, made before
+each sample outside the timing. Throughput runs 1, 2 and 4 processes per store, each verifying
+new users for a fixed time.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import _django_bench as dj
 import _harness as h
 
 import isoms_otp
@@ -54,6 +56,18 @@ WRONG = "Verifier, TOTP from base32, wrong code"
 REPLAYED = "Verifier, TOTP from base32, replayed"
 OWN = "the store's own settle (accepted claim)"
 PYOTP = "pyotp + hand-written table (FOR UPDATE, UPDATE)"
+DJANGO = {
+    "accepted": "django-otp verify_token, accepted",
+    "wrong": "django-otp verify_token, wrong code",
+    "replayed": "django-otp verify_token, replayed",
+}
+DJANGO_NOTES = {
+    "accepted": "a fresh user and TOTPDevice per call, never used",
+    "wrong": "a fresh device per call, so its first failure (a second one within 1 s would be "
+    "throttled unchecked, OTP_TOTP_THROTTLE_FACTOR 1)",
+    "replayed": "the code of the step its fresh device was made having used (last_t), its first "
+    "failure",
+}
 PROCESSES = (1, 2, 4)
 
 
@@ -144,6 +158,23 @@ def pyotp_table(url: str) -> Callable[[str, str], bool]:
         return ok
 
     return verify
+
+
+def django_cases(urls: dict[str, str], workdir: Path) -> list[h.Case]:
+    """django-otp's verify_token on SQLite, PostgreSQL and MariaDB, beside the stores' rows."""
+    dj.configure(urls, workdir / "django.sqlite3")
+    found = []
+    for variant, alias in dj.ALIASES.items():
+        for kind, label in DJANGO.items():
+            devices = dj.Devices(alias=alias, kind=kind, key=decode_secret(SECRET))
+            said = ", ".join(devices.statements())  # also a first check of the verdict
+            note = f"{DJANGO_NOTES[kind]}; made before each sample, untimed; Django's log: {said}"
+            found.append(
+                h.Case(section="sign-in", variant=variant, implementation=label,
+                       stmt="verify()", env={"verify": devices}, note=note,
+                       prepare=devices.prepare)
+            )  # fmt: skip
+    return found
 
 
 def cases(urls: dict[str, str], workdir: Path, closing: list[Callable[[], object]]) -> list[h.Case]:
@@ -240,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     with servers() as urls, tempfile.TemporaryDirectory(prefix="isoms-bench-") as tmp:
         workdir = Path(tmp)
         try:
-            found = cases(urls, workdir, closing)
+            found = cases(urls, workdir, closing) + django_cases(urls, workdir)
             print(f"timing {len(found)} cases in {settings.rounds} interleaved rounds ...")
             results = h.measure(found, settings)
         finally:
@@ -271,29 +302,42 @@ def main(argv: list[str] | None = None) -> int:
             {"target": f"{variant}: Verifier sign-in / the store's own settle", "value":
              round(ratio, 3), "comparison": "<=", "limit": 1.15, "met": ratio <= 1.15}
         )  # fmt: skip
+    for variant in dj.ALIASES:
+        django = results[f"sign-in|{variant}|{DJANGO['accepted']}"]
+        ratio = h.paired_ratio(django, results[f"sign-in|{variant}|{ACCEPTED}"])
+        goals.append(
+            {"target": f"{variant}: django-otp verify_token / Verifier sign-in (accepted)",
+             "value": round(ratio, 3), "comparison": ">=", "limit": 4, "met": ratio >= 4}
+        )  # fmt: skip
     growth = rates["SQLStore-PostgreSQL"][4] / rates["SQLStore-PostgreSQL"][1]
     goals.append(
         {"target": "PostgreSQL throughput, 4 processes / 1", "value": round(growth, 3),
          "comparison": ">=", "limit": 1.6, "met": growth >= 1.6}
     )  # fmt: skip
     print("\ntargets (ratios from this run)")
+    width = max(len(goal["target"]) for goal in goals)
     for goal in goals:
         verdict = "met" if goal["met"] else "MISSED"
-        print(f"  {goal['target']:64s} {goal['value']:6.2f} {goal['comparison']} "
+        print(f"  {goal['target']:{width}s} {goal['value']:6.2f} {goal['comparison']} "
               f"{goal['limit']:<5} {verdict}")  # fmt: skip
     h.write_json(
         settings.json_path,
         {
             "benchmark": "service",
             "isoms_otp": isoms_otp.__version__,
-            "machine": h.machine(["isoms-otp", "sqlalchemy", "psycopg", "pymysql", "redis"]),
+            "machine": h.machine(
+                ["isoms-otp", "sqlalchemy", "psycopg", "pymysql", "redis", "django", "django-otp"]
+            ),
             "settings": {
                 "quick": settings.quick,
                 "rounds": settings.rounds,
                 "sample_seconds": settings.sample_seconds,
                 "throughput_seconds": seconds,
                 "statistic": "median of per-round samples, ns per operation",
-                "not_measured": "django-otp verify_token (needs a Django project)",
+                "django_otp": "verify_token(user, device.persistent_id, token) in autocommit "
+                "on the same databases (SQLite in WAL with synchronous=FULL, as SQLiteStore); a "
+                "fresh user and TOTPDevice (step 30, t0 0, 6 digits, tolerance 1, drift 0) per "
+                "call, made before each sample outside the timing; codes for the real clock",
             },
             "results": h.rows(results),
             "throughput": {variant: dict(by.items()) for variant, by in rates.items()},

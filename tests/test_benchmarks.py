@@ -136,4 +136,16 @@ def test_service_benchmark_quick(tmp_path: Path) -> None:
     for row in document["results"]:
         assert ROW_KEYS == set(row)
     assert {"1", "2", "4"} == set(document["throughput"]["SQLStore-PostgreSQL"])
-    assert 6 == len(document["targets"])
+    django = {
+        "django-otp verify_token, accepted",
+        "django-otp verify_token, wrong code",
+        "django-otp verify_token, replayed",
+    }
+    for variant in ("SQLiteStore", "SQLStore-PostgreSQL", "SQLStore-MariaDB"):
+        names = {row["implementation"] for row in document["results"] if row["variant"] == variant}
+        assert django <= names, variant
+    assert "not_measured" not in document["settings"]
+    assert 9 == len(document["targets"])
+    ratios = [goal for goal in document["targets"] if "django-otp" in goal["target"]]
+    assert 3 == len(ratios)
+    assert all(">=" == goal["comparison"] and 4 == goal["limit"] for goal in ratios)
