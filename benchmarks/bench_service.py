@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import _django_bench as dj
@@ -257,11 +258,28 @@ def throughput(kind: str, where: str, seconds: float) -> dict[int, float]:
         ]
         for worker in workers:
             worker.start()
-        total = sum(queue.get(timeout=seconds + 120) for _ in workers)
-        for worker in workers:
-            worker.join(timeout=60)
-        rates[count] = total / seconds
+        rates[count] = collect(queue, workers, seconds) / seconds
     return rates
+
+
+def collect(queue: Any, workers: list[Any], seconds: float) -> int:
+    """Add up the workers' counts; a worker that dies fails the run at once, not after a wait."""
+    total, reported = 0, 0
+    give_up = time.monotonic() + seconds + 120
+    while reported < len(workers):
+        try:
+            total += queue.get(timeout=0.5)
+            reported += 1
+        except Empty:  # noqa: PERF203 - a poll loop
+            dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if dead or time.monotonic() > give_up:
+                for worker in workers:
+                    worker.terminate()
+                message = f"a throughput worker failed (exit codes: {dead or 'none yet'})"
+                raise SystemExit(message) from None
+    for worker in workers:
+        worker.join(timeout=60)
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:

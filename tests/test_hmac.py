@@ -42,6 +42,18 @@ def test_key_sizes_around_the_block(algorithm: str, relation: str) -> None:
     assert expected == hmac_digest(hmac_states(key, algorithm), message)
 
 
+@pytest.mark.parametrize("algorithm", sorted(BLOCK_SIZES))
+@pytest.mark.parametrize("offset", [-1, 0, 1])
+def test_totp_and_hotp_keys_around_the_block(algorithm: str, offset: int) -> None:
+    """TOTP's constructor builds the states itself for keys that fit a block and calls
+    hmac_states() for longer ones: both give the reference codes, as HOTP's do."""
+    key = bytes(range(256))[: BLOCK_SIZES[algorithm] + offset]
+    for counter in (0, 1, 2**32, 2**64 - 1):
+        expected = reference_code(key, counter, 8, algorithm)
+        assert expected == HOTP(key, digits=8, algorithm=algorithm).generate(counter)
+        assert expected == TOTP(key, digits=8, algorithm=algorithm).generate(counter * 30)
+
+
 @given(algorithm=algorithms, key=st.binary(max_size=300), message=st.binary(max_size=300))
 def test_hmac_equals_stdlib(algorithm: str, key: bytes, message: bytes) -> None:
     """For any key and message, hmac_digest(hmac_states(...)) == hmac.digest."""

@@ -528,3 +528,20 @@ def test_released_memoryview_is_our_error(make: object) -> None:
     view.release()
     with pytest.raises(InvalidSecretError, match="released"):
         make(view)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("position", [0, 13, 25])
+def test_decode_fast_path_refuses_every_other_character(position: int) -> None:
+    """At a length the fast path takes, every character outside the alphabet (all 256 of the
+    first code points, bar the 56 symbols in either case) sends the text to the full checks,
+    which refuse it: the fast path's table lets none through."""
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567abcdefghijklmnopqrstuvwxyz")
+    base = "NFZW63LTFVZWKY3SMV2C223FPE"  # 26 symbols: a fast-path length
+    for point in range(256):
+        symbol = chr(point)
+        if symbol in alphabet:
+            continue
+        text = base[:position] + symbol + base[position + 1 :]
+        with pytest.raises(InvalidSecretError) as info:
+            decode_secret(text)
+        assert_no_text(info.value, text)

@@ -11,7 +11,7 @@ from hmac import compare_digest
 from typing import Final
 
 from ._code import normalize_code
-from ._hmac import ALGORITHMS, hmac_states
+from ._hmac import _HASHES, _IPAD, _OPAD, hmac_states
 from ._hotp import (
     _FORMATS,
     _MODULI,
@@ -151,11 +151,12 @@ class TOTP(_TOTPSlots):
             and type(digits) is int
             and MIN_DIGITS <= digits <= MAX_DIGITS
             and type(algorithm) is str
-            and algorithm in ALGORITHMS
+            and (hashing := _HASHES.get(algorithm)) is not None
         ):
             key, name = secret, algorithm
         else:
             key, name = check_options(secret, digits, algorithm, allow_short_secret)
+            hashing = _HASHES[name]
         if type(period) is not int or not MIN_PERIOD <= period <= MAX_PERIOD:
             check_period(period)
         if type(t0) is not int or not 0 <= t0 <= MAX_T0:
@@ -167,7 +168,17 @@ class TOTP(_TOTPSlots):
         state.period = period
         state.t0 = t0
         state.allow_short_secret = allow_short_secret
-        state._inner, state._outer = hmac_states(key, name)
+        # hmac_states() inlined for keys that fit a block (every usual key); longer keys, which
+        # RFC 2104 hashes first, take the function.
+        empty, block = hashing
+        if len(key) <= block:
+            padded = key.ljust(block, b"\0")
+            inner = state._inner = empty.copy()
+            inner.update(padded.translate(_IPAD))
+            outer = state._outer = empty.copy()
+            outer.update(padded.translate(_OPAD))
+        else:
+            state._inner, state._outer = hmac_states(key, name)
         state._modulus = _MODULI[digits]
         state._format = _FORMATS[digits]
         if cls is TOTP:  # finish() inlined for the common case

@@ -402,7 +402,7 @@ def test_stores_created_together_on_an_empty_database(engine: sa.Engine) -> None
         barrier = threading.Barrier(count)
         errors: list[BaseException] = []
 
-        def start() -> None:
+        def start(barrier: threading.Barrier, errors: list[BaseException]) -> None:
             own = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
             try:
                 barrier.wait(30)
@@ -412,7 +412,7 @@ def test_stores_created_together_on_an_empty_database(engine: sa.Engine) -> None
             finally:
                 own.dispose()
 
-        threads = [threading.Thread(target=start) for _ in range(count)]
+        threads = [threading.Thread(target=start, args=(barrier, errors)) for _ in range(count)]
         for thread in threads:
             thread.start()
         for thread in threads:
