@@ -99,9 +99,7 @@ class _HOTPSlots:
     """The slots of an :class:`HOTP`, in a plain class so that ``HOTP()`` can fill them fast."""
 
     __slots__ = (
-        "_format",
         "_inner",
-        "_modulus",
         "_outer",
         "algorithm",
         "allow_short_secret",
@@ -114,8 +112,6 @@ class _HOTPSlots:
     allow_short_secret: bool
     _inner: hashlib._Hash
     _outer: hashlib._Hash
-    _modulus: int
-    _format: str
 
 
 @dataclass(frozen=True, init=False)
@@ -131,7 +127,7 @@ class HOTP(_HOTPSlots):
 
     # The fields (repr, eq, hash, replace) without class-level defaults, which would hide the
     # slots of _HOTPSlots: the defaults are those of __new__. The precomputed per-key state
-    # (_inner, _outer, _modulus, _format) lives in slots that are not fields.
+    # (_inner, _outer) lives in slots that are not fields.
     __slots__ = ()
     secret: bytes = field(repr=False)
     _: KW_ONLY
@@ -168,8 +164,6 @@ class HOTP(_HOTPSlots):
         state.algorithm = name
         state.allow_short_secret = allow_short_secret
         state._inner, state._outer = hmac_states(key, name)
-        state._modulus = _MODULI[digits]
-        state._format = _FORMATS[digits]
         if cls is HOTP:  # finish() inlined for the common case
             state.__class__ = HOTP
             return state  # type: ignore[return-value]  # its class is HOTP now
@@ -188,7 +182,9 @@ class HOTP(_HOTPSlots):
         outer.update(inner.digest())
         mac = outer.digest()
         value: int = UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF
-        return self._format % (value % self._modulus)
+        digits = self.digits
+        code: str = _FORMATS[digits] % (value % _MODULI[digits])
+        return code
 
     def verify(self, code: str, *, counter: int, look_ahead: int = 0) -> Match | None:
         """Check ``code`` against counters ``counter .. counter + look_ahead``.
@@ -221,7 +217,7 @@ class HOTP(_HOTPSlots):
         found = -1
         inner_copy = self._inner.copy
         outer_copy = self._outer.copy
-        modulus = self._modulus
+        modulus = _MODULI[digits]
         for candidate in range(counter, last):
             inner = inner_copy()
             inner.update(PACK_COUNTER(candidate))

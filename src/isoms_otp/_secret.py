@@ -114,8 +114,8 @@ def decode_secret(text: str) -> bytes:
     if type(text) is str:
         shape = _SHAPES.get(len(text))
         if shape is not None:
-            try:  # encode() refuses non-ASCII text with a UnicodeEncodeError, a ValueError
-                number = int(text.encode("ascii").translate(_TO_INT_DIGIT_BYTES), 32)
+            try:  # non-ASCII: bytes over 127, which become "!" (a lone surrogate: a ValueError)
+                number = int(text.encode().translate(_TO_INT_DIGIT_BYTES), 32)
             except ValueError:
                 pass
             else:

@@ -85,9 +85,7 @@ class _TOTPSlots:
     """The slots of a :class:`TOTP`, in a plain class so that ``TOTP()`` can fill them fast."""
 
     __slots__ = (
-        "_format",
         "_inner",
-        "_modulus",
         "_outer",
         "algorithm",
         "allow_short_secret",
@@ -104,8 +102,6 @@ class _TOTPSlots:
     allow_short_secret: bool
     _inner: hashlib._Hash
     _outer: hashlib._Hash
-    _modulus: int
-    _format: str
 
 
 @dataclass(frozen=True, init=False)
@@ -179,8 +175,6 @@ class TOTP(_TOTPSlots):
             outer.update(padded.translate(_OPAD))
         else:
             state._inner, state._outer = hmac_states(key, name)
-        state._modulus = _MODULI[digits]
-        state._format = _FORMATS[digits]
         if cls is TOTP:  # finish() inlined for the common case
             state.__class__ = TOTP
             return state  # type: ignore[return-value]  # its class is TOTP now
@@ -223,7 +217,9 @@ class TOTP(_TOTPSlots):
         outer.update(inner.digest())
         mac = outer.digest()
         value: int = UNPACK_31(mac, mac[-1] & 15)[0] & 0x7FFFFFFF
-        return self._format % (value % self._modulus)
+        digits = self.digits
+        code: str = _FORMATS[digits] % (value % _MODULI[digits])
+        return code
 
     def verify(
         self,
@@ -284,7 +280,7 @@ class TOTP(_TOTPSlots):
         found = -1
         inner_copy = self._inner.copy
         outer_copy = self._outer.copy
-        modulus = self._modulus
+        modulus = _MODULI[digits]
         for candidate in range(first, last):
             inner = inner_copy()
             inner.update(PACK_COUNTER(candidate))
