@@ -653,3 +653,27 @@ def test_each_event_matches_its_verdict(operations: list[str]) -> None:
         match = verdict.match
         assert (None if match is None else match.drift) == event.drift
         assert (None if match is None else match.credential) == event.credential
+
+
+def test_the_verifiers_fast_event_is_an_event() -> None:
+    """new_event() (what the Verifier builds per decision, without the frozen dataclass's
+    per-field stores) makes an Event equal to Event(...) with the same fields: same type, same
+    repr, frozen, hashable; its slots are Event's fields, in order."""
+    from isoms_otp.events import _EventFill, new_event  # noqa: PLC0415
+
+    assert tuple(field.name for field in dataclasses.fields(Event)) == _EventFill.__slots__
+    rows = [
+        ("verify", "alice", None, "accepted", 0, False, None, "totp", -1, 0, None, 1.5, 0.001),
+        ("record_failure", "bob", "203.0.113.9", "throttled", 7, True, math.inf, None, None,
+         None, None, 2.0, 0.0),
+        ("prune", None, None, "pruned", 0, False, None, None, None, None, 12, 3.0, 0.5),
+    ]  # fmt: skip
+    for values in rows:
+        fast = new_event(*values)  # type: ignore[arg-type]
+        slow = Event(**dict(zip(_EventFill.__slots__, values, strict=True)))  # type: ignore[arg-type]
+        assert type(fast) is Event
+        assert slow == fast
+        assert hash(slow) == hash(fast)
+        assert repr(slow) == repr(fast)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.user = "mallory"  # type: ignore[misc]

@@ -26,7 +26,7 @@ from ._limits import (
 )
 from ._match import Match
 from ._totp import TOTP, check_window
-from .events import Action, Event, EventHook, _Hook
+from .events import Action, Event, EventHook, _Hook, new_event
 from .exceptions import ConfigurationError, StoreError
 from .recovery import DEFAULT_COUNT, RecoveryCodes, normalize_recovery_code
 from .stores._base import Attempt, Kind, Reason, Settlement, Store, blocked_until
@@ -274,20 +274,26 @@ class Verifier:
             )
         else:
             reason = outcome.reason
-            matched = match is not None and reason in _MATCHED
-            event = Event(
-                action=action,
-                user=attempt.user,
-                source=source,
-                reason=reason,
-                failures=outcome.failures,
-                locked=outcome.locked,
-                retry_after=outcome.retry_after if reason == "throttled" else None,
-                kind=attempt.kind if matched else None,
-                drift=match.drift if match is not None and matched else None,
-                credential=match.credential if match is not None and matched else None,
-                at=attempt.now,
-                latency=latency,
+            kind: Kind | None = None
+            drift = credential = None
+            if match is not None and reason in _MATCHED:
+                kind, drift, credential = attempt.kind, match.drift, match.credential
+            # new_event() is Event(...) with these fields, filled without the frozen dataclass's
+            # per-field object.__setattr__ (a tenth of a verification in memory otherwise).
+            event = new_event(
+                action,
+                attempt.user,
+                source,
+                reason,
+                outcome.failures,
+                outcome.locked,
+                outcome.retry_after if reason == "throttled" else None,
+                kind,
+                drift,
+                credential,
+                None,
+                attempt.now,
+                latency,
             )
         hook(event)
 
