@@ -656,10 +656,10 @@ def test_each_event_matches_its_verdict(operations: list[str]) -> None:
 
 
 def test_the_verifiers_fast_event_is_an_event() -> None:
-    """new_event() (what the Verifier builds per decision, without the frozen dataclass's
+    """_new_event() (what the Verifier builds per decision, without the frozen dataclass's
     per-field stores) makes an Event equal to Event(...) with the same fields: same type, same
     repr, frozen, hashable; its slots are Event's fields, in order."""
-    from isoms_otp.events import _EventFill, new_event  # noqa: PLC0415
+    from isoms_otp.events import _EventFill, _new_event  # noqa: PLC0415
 
     assert tuple(field.name for field in dataclasses.fields(Event)) == _EventFill.__slots__
     rows = [
@@ -669,7 +669,7 @@ def test_the_verifiers_fast_event_is_an_event() -> None:
         ("prune", None, None, "pruned", 0, False, None, None, None, None, 12, 3.0, 0.5),
     ]  # fmt: skip
     for values in rows:
-        fast = new_event(*values)  # type: ignore[arg-type]
+        fast = _new_event(*values)  # type: ignore[arg-type]
         slow = Event(**dict(zip(_EventFill.__slots__, values, strict=True)))  # type: ignore[arg-type]
         assert type(fast) is Event
         assert slow == fast

@@ -81,7 +81,7 @@ class Event:
 
 
 class _EventFill:
-    """Event's slots in a plain class, so that :func:`new_event` can fill them with plain stores.
+    """Event's slots in a plain class, so that :func:`_new_event` can fill them with plain stores.
 
     A frozen dataclass's ``__init__`` writes each of the 13 fields through
     ``object.__setattr__``: about eight times the cost of filling this instance and giving it
@@ -107,7 +107,7 @@ class _EventFill:
 _NEW: Final = object.__new__
 
 
-def new_event(  # noqa: PLR0917 - positional: one per field, in the order of Event's fields
+def _new_event(  # noqa: PLR0917 - positional: one per field, in the order of Event's fields
     action: Action,
     user: str | None,
     source: str | None,

@@ -26,7 +26,7 @@ from ._limits import (
 )
 from ._match import Match
 from ._totp import TOTP, check_window
-from .events import Action, Event, EventHook, _Hook, new_event
+from .events import Action, Event, EventHook, _Hook, _new_event
 from .exceptions import ConfigurationError, StoreError
 from .recovery import DEFAULT_COUNT, RecoveryCodes, normalize_recovery_code
 from .stores._base import Attempt, Kind, Reason, Settlement, Store, blocked_until
@@ -278,9 +278,9 @@ class Verifier:
             drift = credential = None
             if match is not None and reason in _MATCHED:
                 kind, drift, credential = attempt.kind, match.drift, match.credential
-            # new_event() is Event(...) with these fields, filled without the frozen dataclass's
+            # _new_event() is Event(...) with these fields, filled without the frozen dataclass's
             # per-field object.__setattr__ (a tenth of a verification in memory otherwise).
-            event = new_event(
+            event = _new_event(
                 action,
                 attempt.user,
                 source,
