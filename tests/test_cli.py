@@ -1326,7 +1326,7 @@ def test_rewrap_mixed_input(run: RunCli) -> None:
         (6, "malformed"),
         (7, "unknown key id 'gone'"),
         (8, "malformed"),
-        (9, "user must be 1 to 1024 bytes"),
+        (9, "no user id before the tab"),
         (11, "not UTF-8"),
     ]:
         (said,) = [text for text in err.splitlines() if f" line {number} refused: " in text]
@@ -1374,7 +1374,7 @@ def test_rewrap_refuses_an_overlong_line_without_reading_it_whole(run: RunCli) -
     just_long_enough = "a\t" + "v" * (cli.MAX_REWRAP_LINE - 3) + "\n"
     assert len(just_long_enough) == cli.MAX_REWRAP_LINE
     result = run("keys", "rewrap", stdin=just_long_enough, environ=BOTH_KEYS)
-    assert "line 1 refused: malformed sealed secret: longer than 1024" in result.err
+    assert "line 1 refused: malformed sealed secret: longer than 2048" in result.err
     overlong_last = "x" * (cli.MAX_REWRAP_LINE + 1)  # no newline at all
     result = run("keys", "rewrap", stdin=overlong_last, environ=BOTH_KEYS)
     assert "line 1 refused: longer than" in result.err

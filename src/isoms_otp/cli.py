@@ -79,7 +79,7 @@ BAR_WIDTH: Final = 20
 _EXTRA_HINT: Final = "pip install 'isoms-otp[qr]'"
 _KEYS_VARIABLE: Final = "ISOMS_OTP_KEYS"
 #: Longest ``user<TAB>token`` line ``keys rewrap`` reads, in bytes (a user id of up to 1024
-#: bytes and a token of up to 1024 characters fit); a longer line is refused, not read whole.
+#: bytes and a token of up to 2048 characters fit); a longer line is refused, not read whole.
 MAX_REWRAP_LINE: Final = 4096
 #: How many refused lines ``keys rewrap`` names one by one; later ones are only counted.
 LISTED_REFUSALS: Final = 100
@@ -1262,6 +1262,8 @@ def _rewrap_line(ring: Keyring, raw: bytes) -> tuple[str, str]:
     user, tab, token = text.removesuffix("\n").removesuffix("\r").rpartition("\t")
     if not tab:
         return "refused", "expected user<TAB>token"
+    if not user:  # a row always belongs to someone: an empty column is a broken export
+        return "refused", "no user id before the tab"
     try:
         wrapped = ring.rewrap(token, user=user)
     except (InvalidSecretError, ConfigurationError) as exc:

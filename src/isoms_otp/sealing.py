@@ -6,9 +6,11 @@ database row; :meth:`Keyring.open` gives the secret back. Rotation runs online: 
 first (active), keep the old one for opening, :meth:`Keyring.rewrap` the rows at leisure
 (:meth:`Keyring.needs_rewrap` says which), and drop the old key once nothing needs it.
 
-A token reads ``v1.<key id>.<nonce, ciphertext and tag>``, each part base64url without padding.
-Its associated data binds the version, the key id, a purpose string and the user id, so a token
-copied into another user's row, or altered in any byte, does not open. ``docs/secrets.md`` says
+A token reads ``v1.<key id>.<length, nonce, ciphertext and tag>``, each part base64url without
+padding; the two-byte length of the secret lets a cut or lengthened token be told from a
+corrupted one. Its associated data binds the version, the key id, a purpose string, the length
+and the user id, so a token copied into another user's row, or altered in any byte, does not
+open. ``docs/secrets.md`` says
 where to keep the keys and what this does and does not protect against.
 
 Needs the ``crypto`` extra (the ``cryptography`` package): ``pip install 'isoms-otp[crypto]'``.
@@ -24,7 +26,6 @@ import secrets
 from collections.abc import Mapping
 from typing import Final
 
-from ._limits import MAX_SECRET_BYTES
 from .exceptions import ConfigurationError, InvalidSecretError, MissingExtraError
 
 try:
@@ -35,17 +36,30 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         "isoms_otp.sealing needs the cryptography package: pip install 'isoms-otp[crypto]'"
     ) from exc
 
-__all__ = ["KEY_BYTES", "MAX_KEYS", "MAX_TOKEN_LENGTH", "MAX_USER_BYTES", "Keyring"]
+__all__ = [
+    "KEY_BYTES",
+    "MAX_KEYS",
+    "MAX_KEY_ID_LENGTH",
+    "MAX_SEALED_BYTES",
+    "MAX_TOKEN_LENGTH",
+    "MAX_USER_BYTES",
+    "Keyring",
+]
 
 #: AES-256: every key is exactly 32 bytes.
 KEY_BYTES: Final = 32
 #: The most keys one ring holds; rotation needs two or three, so more is a configuration slip.
 MAX_KEYS: Final = 64
-#: Longest user id bound into a token, in UTF-8 bytes.
+#: Longest user id bound into a token, in UTF-8 bytes (the empty id is allowed).
 MAX_USER_BYTES: Final = 1024
-#: Longest token :meth:`Keyring.open` looks at: a 64-character key id and a 256-byte secret
-#: make about 470 characters.
-MAX_TOKEN_LENGTH: Final = 1024
+#: Longest key id, in characters of ``A-Z a-z 0-9 . _ -`` (the associated data gives it a length
+#: byte).
+MAX_KEY_ID_LENGTH: Final = 255
+#: Largest secret :meth:`Keyring.seal` takes, in bytes (an OTP key is at most 256).
+MAX_SEALED_BYTES: Final = 1024
+#: Longest token :meth:`Keyring.open` looks at: a 255-character key id and a 1024-byte secret
+#: make about 1,750 characters.
+MAX_TOKEN_LENGTH: Final = 2048
 #: Longest text :meth:`Keyring.from_string` reads (64 entries of the longest form fit).
 MAX_KEYRING_TEXT: Final = 8192
 
@@ -53,8 +67,10 @@ _VERSION: Final = "v1"
 _PURPOSE: Final = b"isoms-otp secret"
 _NONCE_BYTES: Final = 12  # the 96-bit nonce GCM is specified for
 _TAG_BYTES: Final = 16
-_KEY_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_TOKEN: Final = re.compile(r"(v[0-9]{1,3})\.([A-Za-z0-9_-]{1,128})\.([A-Za-z0-9_-]{1,1024})")
+_LENGTH_BYTES: Final = 2  # the secret's length, big-endian, first in the data
+_OVERHEAD: Final = _LENGTH_BYTES + _NONCE_BYTES + _TAG_BYTES
+_KEY_ID: Final = re.compile(f"[A-Za-z0-9._-]{{1,{MAX_KEY_ID_LENGTH}}}")
+_TOKEN: Final = re.compile(r"(v[0-9]{1,3})\.([A-Za-z0-9_-]{1,340})\.([A-Za-z0-9_-]{1,1800})")
 # Entries are separated by commas or newlines, with any spaces around them (a keys file may
 # hold one entry per line).
 _SEPARATOR: Final = re.compile(r"\s*[,\n]\s*")
@@ -93,7 +109,8 @@ def _check_key_id(key_id: object, what: str) -> str:
     if _KEY_ID.fullmatch(key_id) is None:
         # Not echoed: a key pasted into the wrong place must not end up in a log.
         raise ConfigurationError(
-            f"{what} must be 1 to 64 letters, digits, '.', '_' or '-' (such as '2026-01')"
+            f"{what} must be 1 to {MAX_KEY_ID_LENGTH} letters, digits, '.', '_' or '-' "
+            "(such as '2026-01')"
         )
     return key_id
 
@@ -107,9 +124,9 @@ def _user_bytes(user: object) -> bytes:
         raise ConfigurationError(
             "user contains a lone surrogate; use a stable account id"
         ) from None
-    if not 0 < len(data) <= MAX_USER_BYTES:
+    if len(data) > MAX_USER_BYTES:
         raise ConfigurationError(
-            f"user must be 1 to {MAX_USER_BYTES} bytes of UTF-8 (got {len(data)}); "
+            f"user must be at most {MAX_USER_BYTES} bytes of UTF-8 (got {len(data)}); "
             "use a stable account id"
         )
     return data
@@ -128,7 +145,7 @@ def _associated_head(key_id: str) -> bytes:
 class Keyring:
     """Named AES-256 keys: ``active`` seals new secrets, every key opens what it sealed.
 
-    ``keys`` maps key ids (1 to 64 of ``A-Z a-z 0-9 . _ -``) to 32-byte keys from
+    ``keys`` maps key ids (1 to 255 of ``A-Z a-z 0-9 . _ -``) to 32-byte keys from
     :meth:`generate_key`; ``active`` must be one of them. Bad ids, wrong key lengths, an empty
     mapping or an unknown ``active`` raise :class:`ConfigurationError` (never showing a key).
     The ``repr`` shows the key ids only. Instances are immutable and safe to share between
@@ -262,21 +279,24 @@ class Keyring:
         """Encrypt ``secret`` for ``user``'s row under the active key; return the text token.
 
         Every call draws a fresh 96-bit nonce, so sealing the same secret twice gives two
-        different tokens. ``secret`` is 1 to 256 bytes (:class:`InvalidSecretError`); ``user``
-        is the id the row belongs to, 1 to 1024 bytes of UTF-8 (:class:`ConfigurationError`).
+        different tokens. ``secret`` is 0 to 1024 bytes (:class:`InvalidSecretError`; an OTP
+        key is at most 256); ``user`` is the id the row belongs to, at most 1024 bytes of UTF-8
+        (:class:`ConfigurationError`).
         """
         if type(secret) is not bytes:
             raise TypeError(f"secret must be bytes, not {type(secret).__name__}")
-        if not 0 < len(secret) <= MAX_SECRET_BYTES:
+        if len(secret) > MAX_SEALED_BYTES:
             raise InvalidSecretError(
-                f"a sealed secret is 1 to {MAX_SECRET_BYTES} bytes (got {len(secret)})"
+                f"a sealed secret is at most {MAX_SEALED_BYTES} bytes (got {len(secret)})"
             )
         return self._seal(secret, _user_bytes(user))
 
     def _seal(self, secret: bytes, user: bytes) -> str:
         cipher, head = self._ciphers[self._active]
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        return self._prefix + _b64encode(nonce + cipher.encrypt(nonce, secret, head + user))
+        length = len(secret).to_bytes(_LENGTH_BYTES, "big")
+        sealed = cipher.encrypt(nonce, secret, head + length + user)
+        return self._prefix + _b64encode(length + nonce + sealed)
 
     def open(self, token: str, *, user: str) -> bytes:
         """Return the secret sealed in ``token`` for ``user``.
@@ -297,8 +317,12 @@ class Keyring:
                 "longer in the ring (restore that key to open it)"
             )
         cipher, head = found
+        length = payload[:_LENGTH_BYTES]
+        nonce = payload[_LENGTH_BYTES : _LENGTH_BYTES + _NONCE_BYTES]
         try:
-            return cipher.decrypt(payload[:_NONCE_BYTES], payload[_NONCE_BYTES:], head + user)
+            return cipher.decrypt(
+                nonce, payload[_LENGTH_BYTES + _NONCE_BYTES :], head + length + user
+            )
         except InvalidTag:
             raise InvalidSecretError(_REFUSED) from None
 
@@ -352,6 +376,11 @@ class Keyring:
                 raise InvalidSecretError(f"{_MALFORMED}: the key id is not a valid id")
         if payload is None:
             raise InvalidSecretError(f"{_MALFORMED}: not base64url")
-        if len(payload) <= _NONCE_BYTES + _TAG_BYTES:
+        if len(payload) < _OVERHEAD:
             raise InvalidSecretError(f"{_MALFORMED}: truncated")
+        size = int.from_bytes(payload[:_LENGTH_BYTES], "big")
+        if size > MAX_SEALED_BYTES or len(payload) != _OVERHEAD + size:
+            raise InvalidSecretError(
+                f"{_MALFORMED}: truncated or lengthened (its data does not match its length)"
+            )
         return key_id, payload
