@@ -444,3 +444,20 @@ def test_generate_costs_one_copy(count_copies: Callable[[TOTP], Any]) -> None:
     double = count_copies(totp)
     totp.generate(59)
     assert 1 == double.copies
+
+
+def test_the_defaults_fast_path_and_the_checks_agree() -> None:
+    """TOTP(secret) takes a fast path when its options are the defaults themselves; equal values
+    of other types (True for 1, 30.0, a str subclass) still take the full checks."""
+
+    class Name(str):
+        __slots__ = ()
+
+    assert TOTP(KEY) == TOTP(KEY, digits=6, algorithm="SHA1", period=30, t0=0)
+    assert TOTP(KEY, algorithm="".join(["SH", "A1"])) == TOTP(KEY)  # an equal, other str object
+    assert "SHA1" == TOTP(KEY, algorithm=Name("SHA1")).algorithm
+    for options in ({"digits": 6.0}, {"period": 30.0}, {"t0": False}, {"digits": True}):
+        with pytest.raises(TypeError):
+            TOTP(KEY, **options)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        TOTP(KEY, allow_short_secret=0)  # type: ignore[arg-type]

@@ -47,6 +47,13 @@ Instant = int | float | datetime | None
 
 #: One past the last step a 64-bit counter can hold: the exclusive end of a verify window.
 _STEP_LIMIT: Final = MAX_COUNTER + 1
+# TOTP()'s defaults, as objects: the constructor's fast path tests its arguments for identity
+# with them (the signature below uses these very objects).
+_DIGITS: Final[int] = 6
+_ALGORITHM: Final[str] = "SHA1"
+_PERIOD: Final[int] = 30
+_T0: Final[int] = 0
+_DEFAULT_HASHING: Final = _HASHES[_ALGORITHM]
 
 
 def seconds(at: object) -> int | float:
@@ -130,10 +137,10 @@ class TOTP(_TOTPSlots):
         cls,
         secret: bytes,
         *,
-        digits: int = 6,
-        algorithm: str = "SHA1",
-        period: int = 30,
-        t0: int = 0,
+        digits: int = _DIGITS,
+        algorithm: str = _ALGORITHM,
+        period: int = _PERIOD,
+        t0: int = _T0,
         allow_short_secret: bool = False,
     ) -> TOTP:
         # Written out for the cold path: a login builds a TOTP from its stored secret every time
@@ -142,21 +149,34 @@ class TOTP(_TOTPSlots):
         # documented order: secret, digits, algorithm, period, t0.
         if (
             type(secret) is bytes
-            and type(allow_short_secret) is bool
             and MIN_SECRET_BYTES <= len(secret) <= MAX_SECRET_BYTES
-            and type(digits) is int
-            and MIN_DIGITS <= digits <= MAX_DIGITS
-            and type(algorithm) is str
-            and (hashing := _HASHES.get(algorithm)) is not None
+            and digits is _DIGITS
+            and algorithm is _ALGORITHM
+            and period is _PERIOD
+            and t0 is _T0
+            and allow_short_secret is False
         ):
-            key, name = secret, algorithm
+            # The defaults themselves (identity: these very objects, so exactly these values and
+            # types): a login's TOTP(secret). Any other argument takes the checks below.
+            key, name, hashing = secret, algorithm, _DEFAULT_HASHING
         else:
-            key, name = check_options(secret, digits, algorithm, allow_short_secret)
-            hashing = _HASHES[name]
-        if type(period) is not int or not MIN_PERIOD <= period <= MAX_PERIOD:
-            check_period(period)
-        if type(t0) is not int or not 0 <= t0 <= MAX_T0:
-            check_t0(t0)
+            if (
+                type(secret) is bytes
+                and type(allow_short_secret) is bool
+                and MIN_SECRET_BYTES <= len(secret) <= MAX_SECRET_BYTES
+                and type(digits) is int
+                and MIN_DIGITS <= digits <= MAX_DIGITS
+                and type(algorithm) is str
+                and (found := _HASHES.get(algorithm)) is not None
+            ):
+                key, name, hashing = secret, algorithm, found
+            else:
+                key, name = check_options(secret, digits, algorithm, allow_short_secret)
+                hashing = _HASHES[name]
+            if type(period) is not int or not MIN_PERIOD <= period <= MAX_PERIOD:
+                check_period(period)
+            if type(t0) is not int or not 0 <= t0 <= MAX_T0:
+                check_t0(t0)
         state = _NEW(_TOTPSlots)
         state.secret = key
         state.digits = digits
