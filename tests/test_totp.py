@@ -456,8 +456,14 @@ def test_the_defaults_fast_path_and_the_checks_agree() -> None:
     assert TOTP(KEY) == TOTP(KEY, digits=6, algorithm="SHA1", period=30, t0=0)
     assert TOTP(KEY, algorithm="".join(["SH", "A1"])) == TOTP(KEY)  # an equal, other str object
     assert "SHA1" == TOTP(KEY, algorithm=Name("SHA1")).algorithm
-    for options in ({"digits": 6.0}, {"period": 30.0}, {"t0": False}, {"digits": True}):
+    options: list[dict[str, Any]] = [
+        {"digits": 6.0},
+        {"period": 30.0},
+        {"t0": False},
+        {"digits": True},
+    ]
+    for option in options:
         with pytest.raises(TypeError):
-            TOTP(KEY, **options)  # type: ignore[arg-type]
+            TOTP(KEY, **option)
     with pytest.raises(TypeError):
         TOTP(KEY, allow_short_secret=0)  # type: ignore[arg-type]
