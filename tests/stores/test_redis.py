@@ -383,3 +383,35 @@ def test_unknown_attribute() -> None:
     with pytest.raises(AttributeError):
         isoms_otp.stores.NoSuchThing  # noqa: B018
     assert RedisStore is isoms_otp.stores.RedisStore
+
+
+def test_snapshot_is_one_round_trip(redis_url: str) -> None:
+    """snapshot() (what HOTP verification and retry_after read) sends one pipelined write to
+    the server, the version-1 marks included; a HOTP verification is then two in all."""
+    from redis.connection import AbstractConnection  # noqa: PLC0415
+
+    from isoms_otp import HOTP  # noqa: PLC0415
+
+    store = RedisStore.from_url(redis_url)
+    assert store._legacy is not None  # the default reads the version-1 marks too
+    hotp = HOTP(SECRET)
+    verifier = make(store)
+    verifier.verify("warm-up", hotp, hotp.generate(0))  # loads the script and the connection
+    writes = 0
+    original: Callable[..., None] = AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        nonlocal writes
+        writes += 1
+        original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        store.snapshot("trips", source="198.51.100.7", credential="c")
+        assert 1 == writes
+        writes = 0
+        assert "accepted" == verifier.verify("trips", hotp, hotp.generate(0)).reason
+        assert 2 == writes
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+        store.close()

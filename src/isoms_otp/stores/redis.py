@@ -497,10 +497,11 @@ class RedisStore:
                 pipe.hmget(f"{base}:s:{source}", ["f", "b", "k"])
                 pipe.hmget(f"{base}:c:{credential}", ["t", "h", "k"])
                 pipe.hgetall(f"{base}:r")
-                budget, pair, mark, recovery = pipe.execute()
-            legacy = None
-            if self._legacy is not None:
-                legacy = self._client.hmget(self._legacy + user, ["t", "h"])
+                if self._legacy is not None:  # in the same round trip
+                    pipe.hmget(self._legacy + user, ["t", "h"])
+                replies = pipe.execute()
+            budget, pair, mark, recovery = replies[:4]
+            legacy = replies[4] if self._legacy is not None else None
         except (redis.RedisError, ValueError, TypeError) as exc:
             raise self._fail(exc) from exc
         own = _mark(mark)
