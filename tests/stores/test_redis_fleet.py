@@ -118,10 +118,14 @@ def test_cluster_without_durable(cluster: RedisCluster) -> None:
     assert 3 == len({cluster.get_node_from_key(f"isoms-otp:v2:5{{{u}}}:u").name for u in users})
 
 
-def test_cluster_refuses_a_legacy_prefix(cluster: RedisCluster) -> None:
-    """Version-1 keys lie in other slots: a cluster store must be told there are none."""
-    with pytest.raises(ConfigurationError, match="legacy_prefix=None"):
-        RedisStore(cluster)
+def test_cluster_with_the_defaults(cluster: RedisCluster) -> None:
+    """RedisStore(cluster) works as it is: version 1 ran on no cluster, so the default reads no
+    version-1 marks there (they would lie in other slots); another legacy prefix is refused."""
+    store, totp = RedisStore(cluster), TOTP(SECRET)
+    assert store._legacy is None
+    assert "accepted" == make(store).verify("alice", totp, totp.generate(START)).reason
+    with pytest.raises(ConfigurationError, match="leave legacy_prefix out"):
+        RedisStore(cluster, legacy_prefix="my-app:user:")
 
 
 def test_cluster_stale_slot_map_is_refreshed(cluster: RedisCluster) -> None:

@@ -180,20 +180,63 @@ def test_other_dialects_refused(tmp_path: Path) -> None:
         SQLStore(engine)
 
 
-def test_in_memory_sqlite_refused() -> None:
-    """An in-memory SQLite engine (a database per thread) is refused: races would pass unseen."""
-    engine = sa.create_engine("sqlite://")
-    with pytest.raises(ConfigurationError, match="in-memory SQLite"):
-        SQLStore(engine)
+def test_in_memory_sqlite_is_one_database_for_every_thread() -> None:
+    """SQLStore(create_engine("sqlite://")) works: the default pool would give every thread its
+    own empty database, so the store keeps one shared connection (StaticPool) and runs one
+    operation at a time on it. 16 threads with one code: exactly one accepted. An engine that
+    already has a StaticPool is used as it is (the application sees the same tables); with
+    create=False the per-thread pool is refused, saying what to pass."""
+    from isoms_otp._contract import run_together  # noqa: PLC0415
+
+    store = SQLStore(sa.create_engine("sqlite://"), timeout=5)
+    totp = TOTP(SECRET)
+    verifier = make(store)
+    reasons = run_together(16, lambda _: verifier.verify("alice", totp, totp.generate(START)))
+    assert Counter({"accepted": 1, "replayed": 15}) == reasons
+    store.close()
+
+    shared = sa.create_engine(
+        "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
+    )
+    assert "accepted" == make(SQLStore(shared)).verify("bob", totp, totp.generate(START)).reason
+    with shared.connect() as conn:
+        names = set(sa.inspect(conn).get_table_names())
+    assert {table.name for table in sql_store.metadata.sorted_tables} <= names
+    with pytest.raises(ConfigurationError, match="StaticPool"):
+        SQLStore(sa.create_engine("sqlite://"), create=False)
 
 
-def test_long_pool_wait_refused(tmp_path: Path) -> None:
-    """A pool that may wait longer than the store's deadline is refused at construction."""
+def test_a_default_engine_is_accepted(tmp_path: Path) -> None:
+    """The engine an application already has (SQLAlchemy's default pool waits 30 s for a free
+    connection) is accepted; the store keeps its own copy of the pool whose wait ends within
+    the store's timeout, and close() disposes of that copy only."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.sqlite3'}")  # QueuePool, 30 s
-    with pytest.raises(ConfigurationError, match=r"pool_timeout=5\.0 or less"):
-        SQLStore(engine)
+    store = SQLStore(engine)
+    totp = TOTP(SECRET)
+    assert "accepted" == make(store).verify("alice", totp, totp.generate(START)).reason
+    store.close()
+    with engine.connect() as conn:  # the application's engine still works
+        assert 1 == conn.execute(sa.text("SELECT 1")).scalar()
     with pytest.raises(TypeError, match="sqlalchemy Engine"):
         SQLStore("sqlite://")  # type: ignore[arg-type]
+
+
+def test_default_pool_wait_ends_within_the_deadline(server: PostgresServer | MariaDBServer) -> None:
+    """A default-timeout engine (30 s) whose every connection is busy: the call ends with a
+    StoreError within the store's timeout, not the pool's 30 s."""
+    engine = sa.create_engine(server.url, pool_size=1, max_overflow=0)
+    store, totp = SQLStore(engine, timeout=1), TOTP(SECRET)
+    held = store._engine.connect()  # the store's own pool, its only connection
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="TimeoutError"):
+            make(store).verify("alice", totp, totp.generate(START))
+        assert time.monotonic() - started < 1 + SLACK
+    finally:
+        held.close()
+    assert "accepted" == make(store).verify("alice", totp, totp.generate(START)).reason
+    store.close()
+    engine.dispose()
 
 
 # -- crash and restart ------------------------------------------------------------------------

@@ -296,9 +296,10 @@ class RedisStore:
 
     ``legacy_prefix`` names where version-1 stores kept one hash per user (``isoms-otp:user:``):
     its marks are read, never written, as a floor for every credential, so that a rolling
-    upgrade reopens no code; pass ``None`` once no version-1 key can be left (and always on
-    Redis Cluster, where that key lies in another slot: a cluster client with a legacy prefix is
-    a :class:`ConfigurationError`).
+    upgrade reopens no code; pass ``None`` once no version-1 key can be left. On Redis Cluster,
+    which version 1 did not support, the default reads none (a version-1 key would lie in
+    another slot, where one script cannot read it), and any other legacy prefix is a
+    :class:`ConfigurationError`.
 
     ``client`` is a ``redis.Redis`` (either ``decode_responses`` setting works), a Sentinel
     client (``redis.sentinel.Sentinel(...).master_for(name)``) or a
@@ -340,10 +341,12 @@ class RedisStore:
         if legacy_prefix is not None and (not isinstance(legacy_prefix, str) or not legacy_prefix):
             raise ConfigurationError("legacy_prefix must be a non-empty str or None")
         if legacy_prefix is not None and isinstance(client, RedisCluster):
-            raise ConfigurationError(
-                "on Redis Cluster pass legacy_prefix=None: version-1 keys lie in other hash "
-                "slots, so one script cannot read them (see docs/stores.md on upgrading)"
-            )
+            if legacy_prefix != LEGACY_PREFIX:
+                raise ConfigurationError(
+                    "on Redis Cluster leave legacy_prefix out (or None): version-1 keys lie in "
+                    "other hash slots, so one script cannot read them (see docs/stores.md)"
+                )
+            legacy_prefix = None  # version 1 ran on no cluster: there is nothing to read
         if not isinstance(durable, bool):
             raise TypeError(f"durable must be True or False, not {type(durable).__name__}")
         _check_seconds("durable_timeout", durable_timeout)

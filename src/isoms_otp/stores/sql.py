@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import math
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
@@ -35,6 +37,7 @@ try:
     from sqlalchemy.dialects import mysql, postgresql
     from sqlalchemy.dialects import sqlite as sqlite_dialect
     from sqlalchemy.engine import Connection, Dialect, Engine
+    from sqlalchemy.pool import StaticPool
     from sqlalchemy.types import TypeDecorator
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without sqlalchemy
     raise MissingExtraError(
@@ -435,7 +438,7 @@ class SQLStore:
     (``connect_timeout`` in the URL).
     """
 
-    __slots__ = ("_dialect", "_engine", "_timeout")
+    __slots__ = ("_dialect", "_engine", "_own_engine", "_serial", "_timeout")
 
     def __init__(self, engine: Engine, *, timeout: float = 5.0, create: bool = True) -> None:
         if not isinstance(engine, Engine):
@@ -447,19 +450,39 @@ class SQLStore:
                 f"SQLStore supports PostgreSQL, MySQL/MariaDB and SQLite, not {name!r}; use "
                 "one of those, or RedisStore or SQLiteStore"
             )
+        own = False
+        serial = None
         if name == "sqlite" and engine.url.database in (None, "", ":memory:"):
-            raise ConfigurationError(
-                "an in-memory SQLite engine gives every thread its own empty database; use a "
-                "file, or SQLiteStore(':memory:') in tests"
-            )
-        checkout = getattr(engine.pool, "timeout", None)
-        if callable(checkout) and checkout() > timeout:
-            raise ConfigurationError(
-                f"the engine's pool waits up to {checkout()} s for a connection, longer than "
-                f"the store's timeout ({timeout} s): create the engine with "
-                f"pool_timeout={timeout} or less (a separate engine for the store is fine)"
-            )
+            # The default pool gives every thread its own empty in-memory database, so threads
+            # would not share marks. One connection shared by all (StaticPool) is one database;
+            # the store then runs one operation at a time on it.
+            if not isinstance(engine.pool, StaticPool):
+                if not create:
+                    raise ConfigurationError(
+                        "an in-memory SQLite engine gives every thread its own empty database: "
+                        "with create=False pass one made with poolclass=StaticPool (and "
+                        "connect_args={'check_same_thread': False}), or use a file"
+                    )
+                engine = sa.create_engine(
+                    "sqlite://",
+                    poolclass=StaticPool,
+                    connect_args={"check_same_thread": False},
+                )
+                own = True
+            serial = threading.Lock()
+        else:
+            checkout = getattr(engine.pool, "timeout", None)
+            if callable(checkout) and checkout() > timeout:
+                # The pool would wait longer for a free connection than a call may take (the
+                # default pool_timeout is 30 s): the store keeps its own copy of the pool, with
+                # the same connection settings and events, whose wait is bounded by timeout.
+                pool = engine.pool.recreate()
+                pool._timeout = float(timeout)  # type: ignore[attr-defined]  # QueuePool's wait
+                engine = sa.create_engine(engine.url, pool=pool)
+                own = True
         self._engine = engine
+        self._own_engine = own
+        self._serial = serial
         self._dialect = name
         self._timeout = float(timeout)
         if create:
@@ -495,7 +518,7 @@ class SQLStore:
 
     def _create_once(self, deadline: float) -> None:
         wait = max(deadline - time.monotonic(), 0.001)
-        with self._engine.connect() as conn:
+        with self._connect(deadline) as conn:
             if self._dialect in _MYSQL:
                 got = conn.execute(
                     sa.text("SELECT GET_LOCK(:name, :wait)"),
@@ -537,7 +560,7 @@ class SQLStore:
         pause = 0.002
         while True:
             try:
-                with self._engine.connect() as conn:
+                with self._connect(deadline) as conn:
                     if self._dialect == "postgresql":
                         conn.execution_options(isolation_level="READ COMMITTED")
                     with conn.begin():
@@ -633,7 +656,7 @@ class SQLStore:
             left = max(deadline - time.monotonic(), 0.001)
             params["lock_timeout"] = f"{max(1, math.ceil(left * 1000))}ms"
             try:
-                with self._engine.connect() as conn:
+                with self._connect(deadline) as conn:
                     conn.execution_options(isolation_level="AUTOCOMMIT")
                     row = conn.execute(_CALL, params).one()
                 break
@@ -758,7 +781,25 @@ class SQLStore:
         return self._run(work)
 
     def close(self) -> None:
-        """Return nothing to close: the engine (and its pool) belongs to the application."""
+        """Close the store's own pool, if it made one; the application's engine stays open."""
+        if self._own_engine:
+            self._engine.dispose()
+
+    @contextmanager
+    def _connect(self, deadline: float) -> Iterator[Connection]:
+        """Open a connection (on a shared in-memory SQLite one, once the earlier call is done)."""
+        serial = self._serial
+        if serial is None:
+            with self._engine.connect() as conn:
+                yield conn
+            return
+        if not serial.acquire(timeout=max(deadline - time.monotonic(), 0.001)):
+            raise sa.exc.TimeoutError("the in-memory database is busy")
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        finally:
+            serial.release()
 
 
 def _budget_values(budget: Budget) -> dict[str, Any]:
