@@ -677,3 +677,21 @@ def test_the_verifiers_fast_event_is_an_event() -> None:
         assert repr(slow) == repr(fast)
         with pytest.raises(dataclasses.FrozenInstanceError):
             fast.user = "mallory"  # type: ignore[misc]
+
+
+def test_logging_sink_fields_under_their_own_names(caplog: pytest.LogCaptureFixture) -> None:
+    """Each Event field is on the record under its own name (record.action, record.user, ...)
+    as well as with the otp_ prefix; DriftMonitor takes its streak positionally; an Event's
+    user defaults to None (as for prune)."""
+    from isoms_otp.events import DriftMonitor, LoggingSink  # noqa: PLC0415
+
+    event = Event(action="verify", user="alice", source="203.0.113.9", reason="invalid",
+                  failures=2, at=5.0)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="isoms_otp.events"):
+        LoggingSink()(event)
+    (record,) = caplog.records
+    for field in dataclasses.fields(Event):
+        assert getattr(event, field.name) == getattr(record, field.name)
+        assert getattr(event, field.name) == getattr(record, f"otp_{field.name}")
+    assert 4 == DriftMonitor(4).streak
+    assert Event(action="prune", reason="pruned", at=1.0).user is None

@@ -88,8 +88,9 @@ def test_scrape_counts_attempts_locks_errors_and_latency() -> None:
     assert {*SETTLE_BUCKETS, float("inf")} == buckets
 
 
-def test_default_registry_and_one_sink_per_registry() -> None:
-    """No registry: prometheus_client's default one; a second sink there is a ValueError."""
+def test_default_registry_and_sinks_sharing_a_registry() -> None:
+    """No registry: prometheus_client's default one. A second sink on the same registry shares
+    its metrics (no "Duplicated timeseries"); metrics unregistered meanwhile are put back."""
     sink = PrometheusSink()
     try:
         assert "PrometheusSink()" == repr(sink)
@@ -97,11 +98,25 @@ def test_default_registry_and_one_sink_per_registry() -> None:
         assert 1 == REGISTRY.get_sample_value(
             "isoms_otp_attempts_total", {"action": "prune", "reason": "pruned"}
         )
-        with pytest.raises(ValueError, match="Duplicated"):
-            PrometheusSink()
+        again = PrometheusSink()
+        again(Event(action="prune", reason="pruned", removed=0, at=2.0))
+        assert 2 == REGISTRY.get_sample_value(
+            "isoms_otp_attempts_total", {"action": "prune", "reason": "pruned"}
+        )
+        REGISTRY.unregister(sink.attempts)
+        PrometheusSink()(Event(action="prune", reason="pruned", removed=0, at=3.0))
+        assert 3 == REGISTRY.get_sample_value(
+            "isoms_otp_attempts_total", {"action": "prune", "reason": "pruned"}
+        )
     finally:
         for metric in (sink.attempts, sink.locks, sink.errors, sink.duration):
             REGISTRY.unregister(metric)
+    own = CollectorRegistry()
+    PrometheusSink(own)(Event(action="reset", user="a", reason="reset", at=1.0))
+    PrometheusSink(own)(Event(action="reset", user="a", reason="reset", at=1.0))
+    assert 2 == own.get_sample_value(
+        "isoms_otp_attempts_total", {"action": "reset", "reason": "reset"}
+    )
 
 
 def test_missing_prometheus_client_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

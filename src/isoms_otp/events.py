@@ -66,7 +66,7 @@ class Event:
     """
 
     action: Action
-    user: str | None
+    user: str | None = None
     source: str | None = None
     reason: EventReason
     failures: int = 0
@@ -178,9 +178,11 @@ class LoggingSink:
 
     ``logger`` defaults to ``logging.getLogger("isoms_otp.events")``. The level is ``WARNING``
     for an event that started a lock or reports a store error, ``INFO`` otherwise. Every
-    :class:`Event` field is passed as ``extra`` under the field name prefixed with ``otp_``
-    (``otp_action``, ``otp_user``, ``otp_reason``, ...), so structured (JSON) formatters pick
-    them up; the message repeats the main ones for plain-text logs. A call costs little when the
+    :class:`Event` field is set on the record as ``extra`` is, twice: under its own name
+    (``record.action``, ``record.user``, ``record.reason``, ...; none clashes with a
+    ``LogRecord`` attribute) and prefixed with ``otp_`` (``otp_action``, ``otp_user``, ...), a
+    prefix structured (JSON) formatters can select on; the message repeats the main ones for
+    plain-text logs. A call costs little when the
     logger is disabled for the level (one ``isEnabledFor`` check).
     """
 
@@ -224,7 +226,22 @@ class LoggingSink:
             None,
             "LoggingSink",
         )
+        # Each field twice: under its own name (record.action, record.user, ...), and with the
+        # otp_ prefix that a JSON formatter can select on (k.startswith("otp_")).
         record.__dict__.update(
+            action=event.action,
+            user=event.user,
+            source=event.source,
+            reason=event.reason,
+            failures=event.failures,
+            locked=event.locked,
+            retry_after=event.retry_after,
+            kind=event.kind,
+            drift=event.drift,
+            credential=event.credential,
+            removed=event.removed,
+            at=event.at,
+            latency=event.latency,
             otp_action=event.action,
             otp_user=event.user,
             otp_source=event.source,
@@ -264,7 +281,7 @@ class DriftMonitor:
 
     __slots__ = ("_lock", "_users", "max_users", "streak")
 
-    def __init__(self, *, streak: int = 3, max_users: int = 10_000) -> None:
+    def __init__(self, streak: int = 3, *, max_users: int = 10_000) -> None:
         self.streak = _positive(streak, "streak", 100)
         self.max_users = _positive(max_users, "max_users", MAX_TRACKED_USERS)
         self._lock = threading.Lock()

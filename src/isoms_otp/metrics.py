@@ -7,7 +7,10 @@ buckets are documented in ``docs/events.md``.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Final
+from weakref import WeakKeyDictionary
 
 from .events import Event
 from .exceptions import MissingExtraError
@@ -58,39 +61,24 @@ class PrometheusSink:
     - ``isoms_otp_settle_duration_seconds{action}``: a histogram of :attr:`Event.latency`, the
       store call's duration (buckets :data:`SETTLE_BUCKETS`).
 
-    Labels never hold a user, a source or anything else unbounded. One sink per registry: a
-    second one in the same registry raises ``ValueError`` (duplicated time series).
+    Labels never hold a user, a source or anything else unbounded. Sinks made for the same
+    registry share its metrics (a second ``PrometheusSink()`` counts into the same series
+    rather than failing on duplicated names), so every Verifier of a process can have its own.
     """
 
     __slots__ = ("attempts", "duration", "errors", "locks")
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         where = REGISTRY if registry is None else registry
-        self.attempts = Counter(
-            "isoms_otp_attempts",
-            "Verifier decisions, by action and reason.",
-            ("action", "reason"),
-            registry=where,
-        )
-        self.locks = Counter(
-            "isoms_otp_locks",
-            "Locks started (a person's OTP budget, or one user and source pair).",
-            ("action",),
-            registry=where,
-        )
-        self.errors = Counter(
-            "isoms_otp_store_errors",
-            "Store calls that raised StoreError (the verification failed closed).",
-            ("action",),
-            registry=where,
-        )
-        self.duration = Histogram(
-            "isoms_otp_settle_duration_seconds",
-            "Seconds the store took to decide (settle, reset or prune).",
-            ("action",),
-            buckets=SETTLE_BUCKETS,
-            registry=where,
-        )
+        with _MADE_LOCK:
+            made = _MADE.get(where)
+            if made is None:
+                made = _MADE[where] = _collectors(where)
+            else:
+                for collector in made:  # put back any that were unregistered since
+                    with contextlib.suppress(ValueError):  # registered already: the usual case
+                        where.register(collector)
+        self.attempts, self.locks, self.errors, self.duration = made
 
     def __repr__(self) -> str:
         return "PrometheusSink()"
@@ -104,3 +92,40 @@ class PrometheusSink:
             self.locks.labels(action).inc()
         if event.reason == "error":
             self.errors.labels(action).inc()
+
+
+_Collectors = tuple[Counter, Counter, Counter, Histogram]
+#: The metrics registered in each registry, by the first sink made for it.
+_MADE: Final[WeakKeyDictionary[CollectorRegistry, _Collectors]] = WeakKeyDictionary()
+_MADE_LOCK: Final = threading.Lock()
+
+
+def _collectors(where: CollectorRegistry) -> _Collectors:
+    """Register the four metrics in ``where``; return them (attempts, locks, errors, duration)."""
+    return (
+        Counter(
+            "isoms_otp_attempts",
+            "Verifier decisions, by action and reason.",
+            ("action", "reason"),
+            registry=where,
+        ),
+        Counter(
+            "isoms_otp_locks",
+            "Locks started (a person's OTP budget, or one user and source pair).",
+            ("action",),
+            registry=where,
+        ),
+        Counter(
+            "isoms_otp_store_errors",
+            "Store calls that raised StoreError (the verification failed closed).",
+            ("action",),
+            registry=where,
+        ),
+        Histogram(
+            "isoms_otp_settle_duration_seconds",
+            "Seconds the store took to decide (settle, reset or prune).",
+            ("action",),
+            buckets=SETTLE_BUCKETS,
+            registry=where,
+        ),
+    )
