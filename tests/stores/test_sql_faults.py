@@ -221,11 +221,11 @@ def test_a_default_engine_is_accepted(tmp_path: Path) -> None:
         SQLStore("sqlite://")  # type: ignore[arg-type]
 
 
-def test_default_pool_wait_ends_within_the_deadline(server: PostgresServer | MariaDBServer) -> None:
+def test_default_pool_wait_ends_within_the_deadline(engine: sa.Engine) -> None:
     """A default-timeout engine (30 s) whose every connection is busy: the call ends with a
     StoreError within the store's timeout, not the pool's 30 s."""
-    engine = sa.create_engine(server.url, pool_size=1, max_overflow=0)
-    store, totp = SQLStore(engine, timeout=1), TOTP(SECRET)
+    small = sa.create_engine(engine.url, pool_size=1, max_overflow=0)  # emptied tables
+    store, totp = SQLStore(small, timeout=1), TOTP(SECRET)
     held = store._engine.connect()  # the store's own pool, its only connection
     try:
         started = time.monotonic()
@@ -236,7 +236,7 @@ def test_default_pool_wait_ends_within_the_deadline(server: PostgresServer | Mar
         held.close()
     assert "accepted" == make(store).verify("alice", totp, totp.generate(START)).reason
     store.close()
-    engine.dispose()
+    small.dispose()
 
 
 # -- crash and restart ------------------------------------------------------------------------
