@@ -202,6 +202,7 @@ def test_in_memory_sqlite_is_one_database_for_every_thread() -> None:
     with shared.connect() as conn:
         names = set(sa.inspect(conn).get_table_names())
     assert {table.name for table in sql_store.metadata.sorted_tables} <= names
+    shared.dispose()  # its one connection (Python 3.13 warns about an unclosed one)
     with pytest.raises(ConfigurationError, match="StaticPool"):
         SQLStore(sa.create_engine("sqlite://"), create=False)
 
@@ -217,6 +218,7 @@ def test_a_default_engine_is_accepted(tmp_path: Path) -> None:
     store.close()
     with engine.connect() as conn:  # the application's engine still works
         assert 1 == conn.execute(sa.text("SELECT 1")).scalar()
+    engine.dispose()
     with pytest.raises(TypeError, match="sqlalchemy Engine"):
         SQLStore("sqlite://")  # type: ignore[arg-type]
 
