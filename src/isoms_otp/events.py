@@ -15,10 +15,13 @@ exception type. See ``docs/events.md``.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Final, Literal
 
 from ._limits import integer_in
@@ -173,6 +176,52 @@ class _Hook:
             )
 
 
+#: The message of every LoggingSink line (``record.msg``; the event's main fields are its args).
+_MESSAGE: Final = "otp %s %s user=%r source=%r failures=%d locked=%s retry_after=%s drift=%s"
+#: The names each event field is set under on the record: its own, and with the otp_ prefix.
+_FIELDS: Final = tuple(f.name for f in fields(Event))
+_FIELD_KEYS: Final = (*_FIELDS, *(f"otp_{name}" for name in _FIELDS))
+_RECORD: Final = logging.LogRecord
+#: The attributes ``LogRecord.__init__`` sets, in its order, by ``_python_kind()``.
+_BASE_KEYS: Final = (
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+    "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+    "relativeCreated", "thread", "threadName", "processName", "process",
+)  # fmt: skip
+_RECORD_KEYS: Final = {10: _BASE_KEYS, 12: (*_BASE_KEYS, "taskName"), 13: (*_BASE_KEYS, "taskName")}
+_NEW_RECORD: Final = object.__new__
+_START: Final[object] = getattr(logging, "_startTime", None)
+_PATHNAME: Final = __file__
+_FUNC_NAME: Final = "LoggingSink"
+_get_ident: Final = threading.get_ident
+_current_thread: Final = threading.current_thread
+_getpid: Final = os.getpid
+_get_level_name: Final = logging.getLevelName
+_get_factory: Final = logging.getLogRecordFactory
+_MODULES: Final = sys.modules
+_TIME: Final = time.time
+_TIME_NS: Final = time.time_ns
+
+
+def _python_kind() -> int:
+    """Which ``LogRecord.__init__`` this Python has: 13 (3.13), 12 (3.12), 10 (3.10/3.11), or 0.
+
+    0 is a Python these lines were not checked against (or a ``logging`` without the
+    ``_startTime`` they expect): every record then comes from ``logger.makeRecord``.
+    """
+    version = sys.version_info[:2]
+    if version == (3, 13) and type(_START) is int:
+        return 13  # time.time_ns(), _startTime in ns, taskName
+    if version == (3, 12) and type(_START) is float:
+        return 12  # time.time(), _startTime in seconds, taskName
+    if version in {(3, 10), (3, 11)} and type(_START) is float:
+        return 10  # time.time(), _startTime in seconds, no taskName
+    return 0
+
+
+_PYTHON: Final = _python_kind()
+
+
 class LoggingSink:
     """Write each event as one ``logging`` line, with every field in ``extra``.
 
@@ -182,16 +231,36 @@ class LoggingSink:
     (``record.action``, ``record.user``, ``record.reason``, ...; none clashes with a
     ``LogRecord`` attribute) and prefixed with ``otp_`` (``otp_action``, ``otp_user``, ...), a
     prefix structured (JSON) formatters can select on; the message repeats the main ones for
-    plain-text logs. A call costs little when the
-    logger is disabled for the level (one ``isEnabledFor`` check).
+    plain-text logs. A call costs little when the logger is disabled for the level (one
+    ``isEnabledFor`` check).
+
+    The record is the one ``logger.makeRecord`` would make (the same attributes, in the same
+    order, read from the clock, thread, process and asyncio task as ``LogRecord.__init__`` reads
+    them), built in one step rather than by ``LogRecord.__init__``, which re-derives the file and
+    module names from the path on every line. That fast path is checked against a record of
+    ``logging``'s own when the sink is made. ``logging`` itself builds the record for a logger
+    whose class overrides ``makeRecord``, under a factory set with
+    ``logging.setLogRecordFactory``, with ``logging.logThreads``, ``logProcesses`` or
+    ``logMultiprocessing`` turned off, and on Pythons other than 3.10-3.13.
     """
 
-    __slots__ = ("logger",)
+    __slots__ = ("_fast", "_templates", "logger")
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError(f"logger must be a logging.Logger, not {type(logger).__name__}")
         self.logger = logging.getLogger("isoms_otp.events") if logger is None else logger
+        # A record of logging's own per level: what stays the same from line to line is copied
+        # from it, and _built overwrites the rest.
+        probe = Event(action="verify", reason="accepted", at=0.0)
+        self._templates = {
+            level: dict(vars(self._made(level, probe))) for level in (logging.INFO, logging.WARNING)
+        }
+        self._fast = (
+            _PYTHON != 0
+            and type(self.logger).makeRecord is logging.Logger.makeRecord
+            and _RECORD_KEYS[_PYTHON] == tuple(self._templates[logging.INFO])[: -len(_FIELD_KEYS)]
+        )
 
     def __repr__(self) -> str:
         return f"LoggingSink({self.logger.name!r})"
@@ -202,61 +271,116 @@ class LoggingSink:
         logger = self.logger
         if not logger.isEnabledFor(level):
             return
-        # makeRecord + handle is what Logger.log does, minus the stack walk that looks for the
-        # caller (the caller is always this method). The fields go into the record's __dict__ in
-        # one update rather than through makeRecord's ``extra``, which checks each of the 13 keys
-        # against the record one by one: together most of the cost of a line. The keys all
-        # start with "otp_", so none can clash with a LogRecord attribute.
+        if (
+            self._fast
+            and _get_factory() is _RECORD
+            and logging.logThreads
+            and logging.logProcesses
+            and logging.logMultiprocessing
+        ):
+            logger.handle(self._built(level, event))
+        else:
+            logger.handle(self._made(level, event))
+
+    def _made(self, level: int, event: Event) -> logging.LogRecord:
+        """Return the record of ``event`` as ``logger.makeRecord`` builds it."""
+        logger = self.logger
         record = logger.makeRecord(
-            logger.name,
-            level,
-            __file__,
-            0,
-            "otp %s %s user=%r source=%r failures=%d locked=%s retry_after=%s drift=%s",
-            (
-                event.action,
-                event.reason,
-                event.user,
-                event.source,
-                event.failures,
-                event.locked,
-                event.retry_after,
-                event.drift,
-            ),
-            None,
-            "LoggingSink",
+            logger.name, level, _PATHNAME, 0, _MESSAGE, _args(event), None, _FUNC_NAME
         )
-        # Each field twice: under its own name (record.action, record.user, ...), and with the
-        # otp_ prefix that a JSON formatter can select on (k.startswith("otp_")).
-        record.__dict__.update(
-            action=event.action,
-            user=event.user,
-            source=event.source,
-            reason=event.reason,
-            failures=event.failures,
-            locked=event.locked,
-            retry_after=event.retry_after,
-            kind=event.kind,
-            drift=event.drift,
-            credential=event.credential,
-            removed=event.removed,
-            at=event.at,
-            latency=event.latency,
-            otp_action=event.action,
-            otp_user=event.user,
-            otp_source=event.source,
-            otp_reason=event.reason,
-            otp_failures=event.failures,
-            otp_locked=event.locked,
-            otp_retry_after=event.retry_after,
-            otp_kind=event.kind,
-            otp_drift=event.drift,
-            otp_credential=event.credential,
-            otp_removed=event.removed,
-            otp_at=event.at,
-            otp_latency=event.latency,
-        )
-        logger.handle(record)
+        # None of the names is a LogRecord attribute, so (unlike makeRecord's ``extra``, which
+        # checks each key against the record one by one) they go into its __dict__ as they are.
+        values = [getattr(event, name) for name in _FIELDS]
+        record.__dict__.update(zip(_FIELD_KEYS, values + values, strict=True))
+        return record
+
+    def _built(self, level: int, event: Event) -> logging.LogRecord:
+        """Return the record ``_made`` would, built from the level's template in one copy.
+
+        What ``LogRecord.__init__`` reads per record is read here in its order (see
+        ``logging/__init__.py``); a copied dict whose values are replaced in place costs a third
+        of building one of 47 keys.
+        """
+        values = self._templates[level].copy()
+        values["name"] = self.logger.name
+        values["args"] = _args(event)
+        values["levelname"] = _get_level_name(level)
+        if _PYTHON == 13:
+            ct = _TIME_NS()
+            created = ct / 1e9
+            msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
+            if msecs == 999.0 and int(created) != ct // 1_000_000_000:
+                msecs = 0.0  # the division rounded up to the next second
+            values["created"] = created
+            values["msecs"] = msecs
+            values["relativeCreated"] = (ct - _START) / 1e6  # type: ignore[operator]
+        else:
+            created = _TIME()
+            values["created"] = created
+            values["msecs"] = int((created - int(created)) * 1000) + 0.0
+            values["relativeCreated"] = (created - _START) * 1000  # type: ignore[operator]
+        values["thread"] = _get_ident()
+        values["threadName"] = _current_thread().name
+        values["processName"] = _process_name()
+        values["process"] = _getpid()
+        if _PYTHON >= 12:
+            values["taskName"] = _task_name()
+        # Each field twice: under its own name, and with the otp_ prefix a JSON formatter can
+        # select on (k.startswith("otp_")).
+        values["action"] = values["otp_action"] = event.action
+        values["user"] = values["otp_user"] = event.user
+        values["source"] = values["otp_source"] = event.source
+        values["reason"] = values["otp_reason"] = event.reason
+        values["failures"] = values["otp_failures"] = event.failures
+        values["locked"] = values["otp_locked"] = event.locked
+        values["retry_after"] = values["otp_retry_after"] = event.retry_after
+        values["kind"] = values["otp_kind"] = event.kind
+        values["drift"] = values["otp_drift"] = event.drift
+        values["credential"] = values["otp_credential"] = event.credential
+        values["removed"] = values["otp_removed"] = event.removed
+        values["at"] = values["otp_at"] = event.at
+        values["latency"] = values["otp_latency"] = event.latency
+        record: logging.LogRecord = _NEW_RECORD(_RECORD)
+        record.__dict__ = values
+        return record
+
+
+def _args(event: Event) -> tuple[object, ...]:
+    """Return the message's arguments: the event's main fields."""
+    return (
+        event.action,
+        event.reason,
+        event.user,
+        event.source,
+        event.failures,
+        event.locked,
+        event.retry_after,
+        event.drift,
+    )
+
+
+def _process_name() -> str:
+    """``LogRecord.processName``: multiprocessing's name for this process, if it is loaded."""
+    mp = _MODULES.get("multiprocessing")
+    if mp is None:
+        return "MainProcess"
+    try:
+        name: str = mp.current_process().name
+    except Exception:  # noqa: BLE001 - as LogRecord: multiprocessing half-loaded
+        return "MainProcess"
+    return name
+
+
+def _task_name() -> str | None:
+    """``LogRecord.taskName`` (Python 3.12+): the running asyncio task's name, else ``None``."""
+    asyncio = _MODULES.get("asyncio")
+    if not asyncio or not getattr(logging, "logAsyncioTasks", True):
+        return None
+    try:
+        name: str = asyncio.current_task().get_name()
+    except Exception:  # noqa: BLE001 - as LogRecord: no running loop
+        return None
+    return name
 
 
 #: The most users a :class:`DriftMonitor` may be asked to track (memory stays bounded anyway).

@@ -244,46 +244,22 @@ class Verifier:
         try:
             outcome = self.store.settle(attempt)
         except StoreError:
-            self._emit(hook, action, attempt, outcome=None, match=None, latency=_since(started))
+            self._emit_error(hook, action, attempt, latency=_since(started))
             raise
-        latency = _since(started)
+        latency = perf_counter() - started
         verdict = self._verdict(outcome, match)
-        self._emit(hook, action, attempt, outcome=outcome, match=match, latency=latency)
-        return verdict
-
-    @staticmethod
-    def _emit(
-        hook: _Hook,
-        action: Action,
-        attempt: Attempt,
-        *,
-        outcome: Settlement | None,
-        match: Match | None,
-        latency: float,
-    ) -> None:
-        """Hand the hook the event of ``outcome`` (``None``: the store raised)."""
-        source = attempt.source or None
-        if outcome is None:
-            event = Event(
-                action=action,
-                user=attempt.user,
-                source=source,
-                reason="error",
-                at=attempt.now,
-                latency=latency,
-            )
-        else:
-            reason = outcome.reason
-            kind: Kind | None = None
-            drift = credential = None
-            if match is not None and reason in _MATCHED:
-                kind, drift, credential = attempt.kind, match.drift, match.credential
-            # _new_event() is Event(...) with these fields, filled without the frozen dataclass's
-            # per-field object.__setattr__ (a tenth of a verification in memory otherwise).
-            event = _new_event(
+        reason = outcome.reason
+        kind: Kind | None = None
+        drift = credential = None
+        if match is not None and reason in _MATCHED:
+            kind, drift, credential = attempt.kind, match.drift, match.credential
+        # _new_event() is Event(...) with these fields, filled without the frozen dataclass's
+        # per-field object.__setattr__ (a tenth of a verification in memory otherwise).
+        hook(
+            _new_event(
                 action,
                 attempt.user,
-                source,
+                attempt.source or None,
                 reason,
                 outcome.failures,
                 outcome.locked,
@@ -295,7 +271,22 @@ class Verifier:
                 attempt.now,
                 latency,
             )
-        hook(event)
+        )
+        return verdict
+
+    @staticmethod
+    def _emit_error(hook: _Hook, action: Action, attempt: Attempt, *, latency: float) -> None:
+        """Hand the hook the event of a store call that raised."""
+        hook(
+            Event(
+                action=action,
+                user=attempt.user,
+                source=attempt.source or None,
+                reason="error",
+                at=attempt.now,
+                latency=latency,
+            )
+        )
 
     def _read_counter(
         self, action: Action, user: str, source: str, credential: str, now: float
@@ -310,7 +301,7 @@ class Verifier:
                 attempt = Attempt(
                     user=user, source=source, now=now, kind="hotp", policy=self.policy
                 )
-                self._emit(hook, action, attempt, outcome=None, match=None, latency=_since(started))
+                self._emit_error(hook, action, attempt, latency=_since(started))
             raise
 
     def _counter(self, user: str, credential: str) -> int:
