@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.redis
 def test_events_benchmark_quick(tmp_path: Path) -> None:
-    """--quick exits 0 and writes every store's six rows and the fifteen targets."""
+    """--quick exits 0 and writes every store's seven rows and the eighteen targets."""
     out = tmp_path / "events.json"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -42,6 +42,6 @@ def test_events_benchmark_quick(tmp_path: Path) -> None:
     assert {"MemoryStore", "SQLiteStore", "RedisStore"} == {
         row["variant"] for row in document["results"]
     }
-    assert 18 == len(document["results"])
-    assert 15 == len(document["targets"])
+    assert 21 == len(document["results"])
+    assert 18 == len(document["targets"])
     assert "targets (ratios from this run)" in result.stdout
