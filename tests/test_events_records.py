@@ -263,3 +263,43 @@ def test_an_unchecked_python_gets_logging_own_records() -> None:
     (record,) = handler.records
     assert "error" == record.reason  # type: ignore[attr-defined]
     assert "otp confirm error user='carol'" in record.getMessage()
+
+
+def test_a_factory_set_when_the_sink_was_made_leaves_nothing_behind() -> None:
+    """The sink's template comes from LogRecord itself: a factory's changes do not stick."""
+
+    def rewriting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = logging.LogRecord(*args, **kwargs)
+        record.pathname = "elsewhere.py"
+        return record
+
+    with record_factory(rewriting):
+        sink = LoggingSink(logging.getLogger("tests.records.later"))
+    with frozen_clock(1_800_000_000_000_000_000), kept("tests.records.later") as handler:
+        sink(EVENTS[0])
+        with record_factory(logging_own_factory):
+            sink(EVENTS[0])
+    fast, made = handler.records
+    assert vars(made) == vars(fast)
+    assert events_module.__file__ == fast.pathname
+
+
+def test_a_make_record_set_on_the_logger_itself_builds_every_record() -> None:
+    """makeRecord replaced on one logger instance is used, as Logger.log would use it."""
+    logger = logging.getLogger("tests.records.instance")
+    made = logger.makeRecord
+
+    def stamping(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = made(*args, **kwargs)
+        record.tenant = "hospital-b"
+        return record
+
+    with (
+        kept("tests.records.instance") as handler,
+        mock.patch.object(logger, "makeRecord", stamping),
+    ):
+        sink = LoggingSink(logger)
+        assert not sink._fast
+        sink(EVENTS[0])
+    (record,) = handler.records
+    assert "hospital-b" == record.tenant  # type: ignore[attr-defined]

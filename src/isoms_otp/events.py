@@ -234,14 +234,14 @@ class LoggingSink:
     plain-text logs. A call costs little when the logger is disabled for the level (one
     ``isEnabledFor`` check).
 
-    The record is the one ``logger.makeRecord`` would make (the same attributes, in the same
-    order, read from the clock, thread, process and asyncio task as ``LogRecord.__init__`` reads
-    them), built in one step rather than by ``LogRecord.__init__``, which re-derives the file and
-    module names from the path on every line. That fast path is checked against a record of
-    ``logging``'s own when the sink is made. ``logging`` itself builds the record for a logger
-    whose class overrides ``makeRecord``, under a factory set with
-    ``logging.setLogRecordFactory``, with ``logging.logThreads``, ``logProcesses`` or
-    ``logMultiprocessing`` turned off, and on Pythons other than 3.10-3.13.
+    The record is the one ``logger.makeRecord`` would make: the same attributes in the same
+    order, with the clock, thread, process and asyncio task read per line as
+    ``LogRecord.__init__`` reads them. The rest is copied from a ``LogRecord`` made when the sink
+    was, where ``LogRecord.__init__`` re-derives the file and module names from the path on
+    every line. ``logging`` itself builds the record for a logger whose class (or instance)
+    overrides ``makeRecord``, under a factory set with ``logging.setLogRecordFactory``, with
+    ``logging.logThreads``, ``logProcesses`` or ``logMultiprocessing`` turned off, and on
+    Pythons other than 3.10-3.13.
     """
 
     __slots__ = ("_fast", "_templates", "logger")
@@ -250,15 +250,20 @@ class LoggingSink:
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError(f"logger must be a logging.Logger, not {type(logger).__name__}")
         self.logger = logging.getLogger("isoms_otp.events") if logger is None else logger
-        # A record of logging's own per level: what stays the same from line to line is copied
-        # from it, and _built overwrites the rest.
-        probe = Event(action="verify", reason="accepted", at=0.0)
+        # A LogRecord per level, made by the class itself (not by whatever record factory is set
+        # now): what stays the same from line to line is copied from it, _built writes the rest.
+        name = self.logger.name
         self._templates = {
-            level: dict(vars(self._made(level, probe))) for level in (logging.INFO, logging.WARNING)
+            level: {
+                **vars(_RECORD(name, level, _PATHNAME, 0, _MESSAGE, (), None, _FUNC_NAME)),
+                **dict.fromkeys(_FIELD_KEYS),
+            }
+            for level in (logging.INFO, logging.WARNING)
         }
         self._fast = (
             _PYTHON != 0
             and type(self.logger).makeRecord is logging.Logger.makeRecord
+            and "makeRecord" not in vars(self.logger)
             and _RECORD_KEYS[_PYTHON] == tuple(self._templates[logging.INFO])[: -len(_FIELD_KEYS)]
         )
 
