@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -85,15 +86,16 @@ def logging_own_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 @contextmanager
 def frozen_clock(seconds_ns: int) -> Iterator[None]:
-    """Make ``time.time``/``time.time_ns`` (logging's and the sink's) return one moment."""
-    as_float = seconds_ns / 1e9
+    """Make ``time.time``/``time.time_ns`` return one moment (for logging and the sink alike)."""
     with (
-        mock.patch.object(time, "time", return_value=as_float),
+        mock.patch.object(time, "time", return_value=seconds_ns / 1e9),
         mock.patch.object(time, "time_ns", return_value=seconds_ns),
-        mock.patch.object(events_module, "_TIME", return_value=as_float),
-        mock.patch.object(events_module, "_TIME_NS", return_value=seconds_ns),
     ):
         yield
+
+
+def refused(*args: object, **kwargs: object) -> logging.LogRecord:
+    raise AssertionError("the sink asked logging to build this record")
 
 
 @contextmanager
@@ -111,9 +113,11 @@ def both_records(event: Event, name: str) -> tuple[logging.LogRecord, logging.Lo
     logger = logging.getLogger(name)
     with kept(name) as handler:
         sink = LoggingSink(logger)
-        sink(event)
-        with record_factory(logging_own_factory):
-            sink(event)
+        assert sink._fast is SUPPORTED
+        with mock.patch.object(LoggingSink, "_made", refused):
+            sink(event)  # built by the sink, never by makeRecord
+        with record_factory(logging_own_factory), mock.patch.object(LoggingSink, "_built", refused):
+            sink(event)  # built by makeRecord
     fast, made = handler.records
     return fast, made
 
@@ -235,7 +239,6 @@ def test_a_logger_class_with_its_own_make_record_builds_every_record() -> None:
     handler = Keep()
     logger.addHandler(handler)
     sink = LoggingSink(logger)
-    assert not sink._fast
     sink(EVENTS[1])
     (record,) = handler.records
     assert "hospital-a" == record.tenant  # type: ignore[attr-defined]
@@ -299,7 +302,75 @@ def test_a_make_record_set_on_the_logger_itself_builds_every_record() -> None:
         mock.patch.object(logger, "makeRecord", stamping),
     ):
         sink = LoggingSink(logger)
-        assert not sink._fast
         sink(EVENTS[0])
     (record,) = handler.records
     assert "hospital-b" == record.tenant  # type: ignore[attr-defined]
+
+
+def test_changes_made_after_the_sink_are_honoured() -> None:
+    """The logger's makeRecord set, sink.logger replaced, Logger.makeRecord or LogRecord patched
+    after the sink was made: each line after the change is logging's own record."""
+
+    class Stamping(logging.Logger):
+        def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:  # noqa: N802
+            record = super().makeRecord(*args, **kwargs)
+            record.tenant = "class"
+            return record
+
+    def stamped(made: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+        def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = made(*args, **kwargs)
+            record.tenant = "patched"
+            return record
+
+        return make
+
+    original_init = logging.LogRecord.__init__
+
+    def init(record: logging.LogRecord, *args: Any, **kwargs: Any) -> None:
+        original_init(record, *args, **kwargs)
+        record.tenant = "init"
+
+    logger = logging.getLogger("tests.records.after")
+    with kept("tests.records.after") as handler:
+        sink = LoggingSink(logger)
+        with mock.patch.object(logger, "makeRecord", stamped(logger.makeRecord)):
+            sink(EVENTS[0])
+        with mock.patch.object(logging.Logger, "makeRecord", stamped(logging.Logger.makeRecord)):
+            sink(EVENTS[0])
+        with mock.patch.object(logging.LogRecord, "__init__", init):
+            sink(EVENTS[0])
+        sink(EVENTS[0])
+        subclassed = Stamping("tests.records.after.class", logging.INFO)
+        subclassed.addHandler(handler)
+        sink.logger = subclassed
+        sink(EVENTS[0])
+    tenants = [getattr(record, "tenant", None) for record in handler.records]
+    assert ["patched", "patched", "init", None, "class"] == tenants
+
+
+def test_what_logging_looks_up_per_record_is_looked_up_per_line() -> None:
+    """A patched threading.get_ident, os.getpid, getLevelName or a moved logging._startTime
+    shows on the sink's records as on logging's own."""
+    logger = logging.getLogger("tests.records.patched")
+    with kept("tests.records.patched") as handler:
+        sink = LoggingSink(logger)
+        with (
+            mock.patch.object(threading, "get_ident", return_value=12345),
+            # (current_thread() patched too: for an unknown ident it would make a dummy thread)
+            mock.patch.object(
+                threading, "current_thread", return_value=SimpleNamespace(name="patched-thread")
+            ),
+            mock.patch("os.getpid", return_value=4242),
+            mock.patch.object(logging, "getLevelName", return_value="AUDIT"),
+            mock.patch.object(logging, "_startTime", logging._startTime - 1),  # type: ignore[attr-defined]
+            frozen_clock(1_700_000_000_000_000_000),
+        ):
+            with mock.patch.object(LoggingSink, "_made", refused):
+                sink(EVENTS[0])
+            with record_factory(logging_own_factory):
+                sink(EVENTS[0])
+    fast, made = handler.records
+    assert (12345, 4242, "AUDIT") == (fast.thread, fast.process, fast.levelname)
+    assert "patched-thread" == fast.threadName
+    assert vars(made) == vars(fast)

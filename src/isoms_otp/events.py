@@ -190,33 +190,37 @@ _BASE_KEYS: Final = (
 )  # fmt: skip
 _RECORD_KEYS: Final = {10: _BASE_KEYS, 12: (*_BASE_KEYS, "taskName"), 13: (*_BASE_KEYS, "taskName")}
 _NEW_RECORD: Final = object.__new__
-_START: Final[object] = getattr(logging, "_startTime", None)
+#: The originals, so that an application's replacement of either sends records to makeRecord.
+_RECORD_INIT: Final = logging.LogRecord.__init__
+_MAKE_RECORD: Final = logging.Logger.makeRecord
 _PATHNAME: Final = __file__
 _FUNC_NAME: Final = "LoggingSink"
-_get_ident: Final = threading.get_ident
-_current_thread: Final = threading.current_thread
-_getpid: Final = os.getpid
-_get_level_name: Final = logging.getLevelName
-_get_factory: Final = logging.getLogRecordFactory
-_MODULES: Final = sys.modules
-_TIME: Final = time.time
-_TIME_NS: Final = time.time_ns
+# Everything LogRecord.__init__ reads per record is looked up per line, on its module, as it
+# looks it up (time.time, threading.get_ident, os.getpid, logging._startTime, ...): a
+# library that patches one of them (gevent, a test's frozen clock) sees the same effect here.
 
 
 def _python_kind() -> int:
     """Which ``LogRecord.__init__`` this Python has: 13 (3.13), 12 (3.12), 10 (3.10/3.11), or 0.
 
-    0 is a Python these lines were not checked against (or a ``logging`` without the
-    ``_startTime`` they expect): every record then comes from ``logger.makeRecord``.
+    0 is a Python these lines were not checked against, or whose records do not compute
+    ``msecs`` and ``relativeCreated`` as they do (before gh-89047, 3.10.x ``msecs`` had a
+    fraction): every record then comes from ``logger.makeRecord``.
     """
     version = sys.version_info[:2]
-    if version == (3, 13) and type(_START) is int:
+    start = getattr(logging, "_startTime", None)
+    if version == (3, 13) and type(start) is int:
         return 13  # time.time_ns(), _startTime in ns, taskName
-    if version == (3, 12) and type(_START) is float:
-        return 12  # time.time(), _startTime in seconds, taskName
-    if version in {(3, 10), (3, 11)} and type(_START) is float:
-        return 10  # time.time(), _startTime in seconds, no taskName
-    return 0
+    if not ((3, 10) <= version <= (3, 12) and type(start) is float):
+        return 0
+    # time.time(), _startTime in seconds: check this patch release's arithmetic on a record.
+    probe = logging.LogRecord("probe", logging.INFO, __file__, 0, "", (), None)
+    ct = probe.created
+    if probe.msecs != int((ct - int(ct)) * 1000) + 0.0 or probe.relativeCreated != (
+        (ct - start) * 1000
+    ):
+        return 0
+    return 12 if version == (3, 12) else 10  # 3.12 records have a taskName, 3.10-3.11 none
 
 
 _PYTHON: Final = _python_kind()
@@ -236,12 +240,15 @@ class LoggingSink:
 
     The record is the one ``logger.makeRecord`` would make: the same attributes in the same
     order, with the clock, thread, process and asyncio task read per line as
-    ``LogRecord.__init__`` reads them. The rest is copied from a ``LogRecord`` made when the sink
+    ``LogRecord.__init__`` reads them (through their modules, so a patched ``time.time`` or
+    ``threading.get_ident`` applies). The rest is copied from a ``LogRecord`` made when the sink
     was, where ``LogRecord.__init__`` re-derives the file and module names from the path on
-    every line. ``logging`` itself builds the record for a logger whose class (or instance)
-    overrides ``makeRecord``, under a factory set with ``logging.setLogRecordFactory``, with
-    ``logging.logThreads``, ``logProcesses`` or ``logMultiprocessing`` turned off, and on
-    Pythons other than 3.10-3.13.
+    every line. ``logging`` itself builds the record, checked on every line, for a logger whose
+    class or instance overrides ``makeRecord``, when ``Logger.makeRecord`` or
+    ``LogRecord.__init__`` has been replaced, under a factory set with
+    ``logging.setLogRecordFactory``, and with ``logging.logThreads``, ``logProcesses`` or
+    ``logMultiprocessing`` turned off; and on Pythons other than 3.10-3.13 (or a patch release
+    whose ``msecs`` arithmetic differs).
     """
 
     __slots__ = ("_fast", "_templates", "logger")
@@ -260,10 +267,11 @@ class LoggingSink:
             }
             for level in (logging.INFO, logging.WARNING)
         }
+        # What can be known now; __call__ checks the rest (the logger may be replaced, and its
+        # class, the record factory and logging's switches may change) on every line.
         self._fast = (
             _PYTHON != 0
-            and type(self.logger).makeRecord is logging.Logger.makeRecord
-            and "makeRecord" not in vars(self.logger)
+            and _RECORD.__init__ is _RECORD_INIT
             and _RECORD_KEYS[_PYTHON] == tuple(self._templates[logging.INFO])[: -len(_FIELD_KEYS)]
         )
 
@@ -278,7 +286,10 @@ class LoggingSink:
             return
         if (
             self._fast
-            and _get_factory() is _RECORD
+            and type(logger).makeRecord is _MAKE_RECORD
+            and "makeRecord" not in vars(logger)
+            and logging.getLogRecordFactory() is _RECORD
+            and _RECORD.__init__ is _RECORD_INIT
             and logging.logThreads
             and logging.logProcesses
             and logging.logMultiprocessing
@@ -304,30 +315,30 @@ class LoggingSink:
 
         What ``LogRecord.__init__`` reads per record is read here in its order (see
         ``logging/__init__.py``); a copied dict whose values are replaced in place costs a third
-        of building one of 47 keys.
+        of building one of 46 or 47 keys.
         """
         values = self._templates[level].copy()
         values["name"] = self.logger.name
         values["args"] = _args(event)
-        values["levelname"] = _get_level_name(level)
+        values["levelname"] = logging.getLevelName(level)
         if _PYTHON == 13:
-            ct = _TIME_NS()
+            ct = time.time_ns()
             created = ct / 1e9
             msecs = (ct % 1_000_000_000) // 1_000_000 + 0.0
             if msecs == 999.0 and int(created) != ct // 1_000_000_000:
                 msecs = 0.0  # the division rounded up to the next second
             values["created"] = created
             values["msecs"] = msecs
-            values["relativeCreated"] = (ct - _START) / 1e6  # type: ignore[operator]
+            values["relativeCreated"] = (ct - logging._startTime) / 1e6  # type: ignore[attr-defined]
         else:
-            created = _TIME()
+            created = time.time()
             values["created"] = created
             values["msecs"] = int((created - int(created)) * 1000) + 0.0
-            values["relativeCreated"] = (created - _START) * 1000  # type: ignore[operator]
-        values["thread"] = _get_ident()
-        values["threadName"] = _current_thread().name
+            values["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        values["thread"] = threading.get_ident()
+        values["threadName"] = threading.current_thread().name
         values["processName"] = _process_name()
-        values["process"] = _getpid()
+        values["process"] = os.getpid()
         if _PYTHON >= 12:
             values["taskName"] = _task_name()
         # Each field twice: under its own name, and with the otp_ prefix a JSON formatter can
@@ -366,7 +377,7 @@ def _args(event: Event) -> tuple[object, ...]:
 
 def _process_name() -> str:
     """``LogRecord.processName``: multiprocessing's name for this process, if it is loaded."""
-    mp = _MODULES.get("multiprocessing")
+    mp = sys.modules.get("multiprocessing")
     if mp is None:
         return "MainProcess"
     try:
@@ -378,7 +389,7 @@ def _process_name() -> str:
 
 def _task_name() -> str | None:
     """``LogRecord.taskName`` (Python 3.12+): the running asyncio task's name, else ``None``."""
-    asyncio = _MODULES.get("asyncio")
+    asyncio = sys.modules.get("asyncio")
     if not asyncio or not getattr(logging, "logAsyncioTasks", True):
         return None
     try:
