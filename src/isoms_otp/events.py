@@ -189,7 +189,6 @@ _BASE_KEYS: Final = (
     "relativeCreated", "thread", "threadName", "processName", "process",
 )  # fmt: skip
 _RECORD_KEYS: Final = {10: _BASE_KEYS, 12: (*_BASE_KEYS, "taskName"), 13: (*_BASE_KEYS, "taskName")}
-_NEW_RECORD: Final = object.__new__
 #: The originals, so that an application's replacement of either sends records to makeRecord.
 _RECORD_INIT: Final = logging.LogRecord.__init__
 _MAKE_RECORD: Final = logging.Logger.makeRecord
@@ -356,7 +355,7 @@ class LoggingSink:
         values["removed"] = values["otp_removed"] = event.removed
         values["at"] = values["otp_at"] = event.at
         values["latency"] = values["otp_latency"] = event.latency
-        record: logging.LogRecord = _NEW_RECORD(_RECORD)
+        record: logging.LogRecord = _NEW(_RECORD)
         record.__dict__ = values
         return record
 
