@@ -71,13 +71,6 @@ def default_sigint() -> Callable[[], None]:
     return _default_sigint
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _answers(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as conn:
         conn.sendall(b"PING\r\n")
@@ -95,8 +88,14 @@ def start_redis(directory: Path, *extra: str) -> RedisServer:
         pytest.fail(
             "redis-server is not installed; install Debian's package: apt-get install redis-server"
         )
+    # servers is also this suite's plugin (pytest_plugins): imported here, after pytest has
+    # registered it for assertion rewriting.
+    from servers import free_port  # noqa: PLC0415
+
     for _attempt in range(3):  # another process may take the free port before the server binds it
-        port = _free_port()
+        # A cluster node also binds port + 10000 (its bus): free_port checks both, below the
+        # ephemeral range, so neither can be over 65535 or taken by an outgoing connection.
+        port = free_port(bus="--cluster-enabled" in extra)
         process = subprocess.Popen(
             [
                 REDIS_SERVER,
